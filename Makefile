@@ -1,0 +1,49 @@
+# CIMS — the two commands of the README are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv lint format check messages clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit("CIMS needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Quick start: SQLite under var/, no Redis needed; web + background jobs on http://127.0.0.1:8000
+run: venv
+	DEBUG=true $(PY) manage.py migrate --noinput
+	DEBUG=true $(PY) manage.py load_demo
+	@$(PY) -c 'from accounts.management.commands.load_demo import DEMO_USERS, DEMO_PASSWORD; \
+	print("\nCIMS is starting on http://127.0.0.1:8000\nDemo logins (password for all: %s):" % DEMO_PASSWORD); \
+	[print("  %-10s %s" % (u, r)) for u, _, r, _, _ in DEMO_USERS]; print()'
+	DEBUG=true $(PY) manage.py runlocal 127.0.0.1:8000
+
+## The whole suite. SQLite by default; PostgreSQL when DATABASE_URL is set.
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: venv
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py check
+
+## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
+messages: venv
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var --no-obsolete
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,99 @@
+"""Demo organisation and one account per role, for the quick start. Idempotent.
+
+Demo passwords are public (printed by ``make run``), so the command refuses to run with DEBUG off
+unless told explicitly that the database is not a production one.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts import roles
+from accounts.models import Department, Employee, User
+from accounts.services import employee_save
+
+DEMO_PASSWORD = "cims-demo-2026"
+
+# username, name, role, department, position
+DEMO_USERS = [
+    ("admin", "系统管理员", roles.ADMIN, "总经办", "系统管理员"),
+    ("manager", "周运营", roles.MANAGER, "总经办", "运营总监"),
+    ("sales1", "李销售", roles.SALES, "销售一部", "销售代表"),
+    ("sales2", "王销售", roles.SALES, "销售二部", "销售代表"),
+    ("service", "陈客服", roles.SERVICE, "客服中心", "客服专员"),
+    ("analyst", "赵分析", roles.ANALYST, "数据分析部", "数据分析师"),
+    ("customer1", "刘女士", roles.CUSTOMER, None, None),
+    ("customer2", "杭州云帆科技有限公司", roles.CUSTOMER, None, None),
+]
+
+# name, parent
+DEMO_DEPARTMENTS = [
+    ("总经办", None),
+    ("销售中心", None),
+    ("销售一部", "销售中心"),
+    ("销售二部", "销售中心"),
+    ("客服中心", None),
+    ("数据分析部", None),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo departments, employees and one login per role (quick start only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--not-production",
+            action="store_true",
+            help="Confirm this database is not a production one (needed when DEBUG is off).",
+        )
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG and not options["not_production"]:
+            raise CommandError(
+                "Refusing to create demo accounts with public passwords while DEBUG is off. "
+                "Pass --not-production if this database really is a demo."
+            )
+        with transaction.atomic():
+            departments = self._departments()
+            for username, name, role, department, position in DEMO_USERS:
+                self._user(username, name, role, departments.get(department), position)
+            heads = {"销售中心": "manager", "销售一部": "sales1", "总经办": "manager", "客服中心": "service"}
+            for department_name, username in heads.items():
+                department = departments[department_name]
+                if department.head_id is None:
+                    department.head = User.objects.get(username=username)
+                    department.save(update_fields=["head"])
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+
+    def _departments(self) -> dict[str, Department]:
+        created: dict[str, Department] = {}
+        for order, (name, parent_name) in enumerate(DEMO_DEPARTMENTS):
+            parent = created.get(parent_name) if parent_name else None
+            created[name], _ = Department.objects.get_or_create(name=name, parent=parent, defaults={"sort_order": order})
+        return created
+
+    def _user(self, username: str, name: str, role: str, department: Department | None, position: str | None) -> None:
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"name": name, "email": f"{username}@example.com"}
+        )
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            # The administrator also enters the Django admin (is_staff); permissions come from the group.
+            user.is_staff = role == roles.ADMIN
+            user.save()
+        user.groups.add(Group.objects.get(name=role))
+        if role in roles.STAFF_ROLES and not Employee.objects.filter(user=user).exists():
+            employee_save(
+                employee=Employee(
+                    name=name,
+                    department=department,
+                    position=position or "",
+                    hire_date=datetime.date(2024, 3, 1),
+                    user=user,
+                )
+            )

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from cims.models import next_sequence_value
+
+
+class User(AbstractUser):
+    """Every person who signs in: staff (groups admin … analyst) and portal customers (group customer).
+
+    Which UI a user may enter is a permission held through the role groups
+    (``accounts.access_staff_ui`` / ``accounts.access_portal``), not a code branch.
+    """
+
+    name = models.CharField(_("full name"), max_length=64, blank=True)
+
+    objects = UserManager()
+    history = HistoricalRecords(excluded_fields=["password", "last_login"])
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        permissions = [
+            ("access_staff_ui", _("Can use the staff UI")),
+            ("access_portal", _("Can use the customer portal")),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.get_full_name() or self.username
+
+    @property
+    def is_staff_member(self) -> bool:
+        return self.is_active and self.has_perm("accounts.access_staff_ui")
+
+    @property
+    def is_portal_customer(self) -> bool:
+        # A staff member is never treated as a portal customer, even a superuser who holds every permission.
+        return self.is_active and not self.is_staff_member and self.has_perm("accounts.access_portal")
+
+
+class DepartmentQuerySet(models.QuerySet):
+    def subtree_ids(self, roots: Iterable[int]) -> set[int]:
+        """Ids of the given departments and every department below them.
+
+        One query over the (small) department table, walked in Python: a company has tens or
+        hundreds of departments, never millions, and this keeps the tree free of denormalised paths.
+        """
+        children: dict[int | None, list[int]] = defaultdict(list)
+        for pk, parent_id in Department.objects.values_list("pk", "parent_id"):
+            children[parent_id].append(pk)
+        found: set[int] = set()
+        stack = list(roots)
+        while stack:
+            pk = stack.pop()
+            if pk in found:
+                continue
+            found.add(pk)
+            stack.extend(children.get(pk, ()))
+        return found
+
+
+class Department(models.Model):
+    name = models.CharField(_("name"), max_length=64)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent department"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
+    head = models.ForeignKey(
+        User,
+        verbose_name=_("head"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="headed_departments",
+    )
+    sort_order = models.PositiveIntegerField(_("sort order"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = DepartmentQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
+        ordering = ["sort_order", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "name"],
+                name="department_unique_name_under_parent",
+                violation_error_message=_("A department with this name already exists at this level."),
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=Q(parent__isnull=True),
+                name="department_unique_root_name",
+                violation_error_message=_("A department with this name already exists at this level."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.pk and self.parent_id and self.parent_id in Department.objects.subtree_ids([self.pk]):
+            raise ValidationError({"parent": _("A department cannot be placed under itself or one of its sub-departments.")})
+
+    def path_names(self) -> list[str]:
+        """Names from the root down to this department (for breadcrumbs and labels)."""
+        names, node, seen = [], self, set()
+        while node is not None and node.pk not in seen:
+            seen.add(node.pk)
+            names.append(node.name)
+            node = node.parent
+        return list(reversed(names))
+
+
+class EmployeeQuerySet(models.QuerySet):
+    def search(self, text: str) -> EmployeeQuerySet:
+        text = text.strip()
+        if not text:
+            return self
+        return self.filter(Q(name__icontains=text) | Q(number__iexact=text) | Q(phone__contains=text))
+
+    def in_department_tree(self, department: Department) -> EmployeeQuerySet:
+        return self.filter(department_id__in=Department.objects.subtree_ids([department.pk]))
+
+
+class Employee(models.Model):
+    number = models.CharField(_("employee number"), max_length=16, unique=True, editable=False)
+    name = models.CharField(_("name"), max_length=64)
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("department"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="employees",
+    )
+    position = models.CharField(_("position"), max_length=64, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    hire_date = models.DateField(_("hire date"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    user = models.OneToOneField(
+        User,
+        verbose_name=_("login account"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="employee",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = EmployeeQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("employee")
+        verbose_name_plural = _("employees")
+        ordering = ["number"]
+        indexes = [models.Index(fields=["department", "is_active"])]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.number:
+            self.number = f"E{next_sequence_value('employee'):05d}"
+        super().save(*args, **kwargs)

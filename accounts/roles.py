@@ -1,0 +1,90 @@
+"""The role matrix: which permissions each role group holds. The one place it is defined.
+
+Migrations apply it (``apply_role_matrix``); ``docs/roles.md`` documents it; the test
+``tests/accounts/test_roles.py`` checks every group holds exactly these permissions. An app that
+adds models adds its rows here and a data migration calling ``apply_role_matrix`` for its label.
+After that the groups are data: an administrator may change them in the Django admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.utils.translation import gettext_lazy as _
+
+ADMIN, MANAGER, SALES, SERVICE, ANALYST, CUSTOMER = "admin", "manager", "sales", "service", "analyst", "customer"
+ROLES = (ADMIN, MANAGER, SALES, SERVICE, ANALYST, CUSTOMER)
+STAFF_ROLES = (ADMIN, MANAGER, SALES, SERVICE, ANALYST)
+ROLE_LABELS = {
+    ADMIN: _("Administrator"),
+    MANAGER: _("Manager"),
+    SALES: _("Sales"),
+    SERVICE: _("Customer service"),
+    ANALYST: _("Analyst"),
+    CUSTOMER: _("Customer"),
+}
+
+# The administrator holds every permission of every app except the portal's door.
+ALL = "__all__"
+NOT_FOR_ADMIN = {"accounts.access_portal"}
+
+ROLE_PERMISSIONS: dict[str, str | list[str]] = {
+    ADMIN: ALL,
+    MANAGER: [
+        "accounts.access_staff_ui",
+        "accounts.view_department",
+        "accounts.view_employee",
+    ],
+    SALES: [
+        "accounts.access_staff_ui",
+    ],
+    SERVICE: [
+        "accounts.access_staff_ui",
+    ],
+    ANALYST: [
+        "accounts.access_staff_ui",
+    ],
+    CUSTOMER: [
+        "accounts.access_portal",
+    ],
+}
+
+
+def expected_permissions(role: str, available: Iterable[str]) -> set[str]:
+    """The ``app_label.codename`` strings ``role`` holds, out of the permissions that exist."""
+    available = set(available)
+    spec = ROLE_PERMISSIONS[role]
+    if spec == ALL:
+        return available - NOT_FOR_ADMIN
+    return set(spec) & available
+
+
+def apply_role_matrix(apps, app_labels: Iterable[str] | None = None) -> None:
+    """Create the role groups and grant them the matrix's permissions (additively).
+
+    ``apps`` is the migration state's registry (or ``django.apps.apps``); ``app_labels`` limits the
+    grant to those apps' permissions, so each app's migration grants only what it introduced.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+
+    # Permissions are normally created after all migrations ran; create them now so that the
+    # groups can be given them inside the migration.
+    for app_config in apps.get_app_configs():
+        if app_labels is None or app_config.label in app_labels:
+            previous = getattr(app_config, "models_module", None)
+            app_config.models_module = previous or True
+            create_permissions(app_config, apps=apps, verbosity=0)
+            app_config.models_module = previous
+
+    permissions = Permission.objects.select_related("content_type")
+    if app_labels is not None:
+        permissions = permissions.filter(content_type__app_label__in=list(app_labels))
+    by_name = {f"{p.content_type.app_label}.{p.codename}": p for p in permissions}
+
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = expected_permissions(role, by_name)
+        group.permissions.add(*(by_name[name] for name in sorted(wanted)))

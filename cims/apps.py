@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CimsConfig(AppConfig):
+    name = "cims"
+    verbose_name = _("System")
+
+    def ready(self) -> None:
+        from cims import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,57 @@
+"""Models that cut across apps: number sequences and background-job heartbeats."""
+
+from __future__ import annotations
+
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Sequence(models.Model):
+    """A named counter for human-readable numbers (E00001, C2026-000123, T2026-000123 …)."""
+
+    name = models.CharField(_("name"), max_length=64, primary_key=True)
+    last_value = models.BigIntegerField(_("last value"), default=0)
+
+    class Meta:
+        verbose_name = _("number sequence")
+        verbose_name_plural = _("number sequences")
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.last_value}"
+
+
+def next_sequence_value(name: str) -> int:
+    """Return the next value of sequence ``name``, unique even under concurrent callers.
+
+    The UPDATE takes a row lock held until the surrounding transaction ends, so concurrent
+    callers queue behind each other; on SQLite the database-wide write lock does the same.
+    If the caller's transaction rolls back, the number is released with it (no gaps on failure
+    would require serialising every creation; gaps are harmless, duplicates are not).
+    """
+    with transaction.atomic():
+        Sequence.objects.get_or_create(name=name)
+        Sequence.objects.filter(name=name).update(last_value=F("last_value") + 1)
+        return Sequence.objects.filter(name=name).values_list("last_value", flat=True).get()
+
+
+class Heartbeat(models.Model):
+    """Last time a background process proved it was alive."""
+
+    name = models.CharField(_("name"), max_length=64, primary_key=True)
+    last_seen = models.DateTimeField(_("last seen"))
+    hostname = models.CharField(_("host"), max_length=255, blank=True)
+    beats = models.BigIntegerField(_("beats"), default=0)
+
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def is_fresh(self) -> bool:
+        # Beat sends one a minute; three missed beats means the worker or beat is down.
+        return (timezone.now() - self.last_seen).total_seconds() < 180

@@ -1,0 +1,60 @@
+"""The staff navigation: one list, each entry shown only to users holding its permission.
+
+An entry whose URL does not exist yet (a module still to be built) is left out, so modules appear
+in the menu as they land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str | Promise
+    url_name: str
+    icon: str
+    permission: str | None = None  # None: every staff member
+    section: str | Promise = ""
+
+
+NAV_ITEMS: list[NavItem] = [
+    NavItem(_("Dashboard"), "reports:dashboard", "speedometer2"),
+    NavItem(_("Customers"), "customers:list", "people", "customers.view_customer", _("Customers")),
+    NavItem(_("Phone book"), "customers:phonebook", "journal-text", "customers.view_contact", _("Customers")),
+    NavItem(_("Follow-ups"), "followups:list", "chat-left-text", "followups.view_followup", _("Sales")),
+    NavItem(_("Opportunities"), "followups:pipeline", "kanban", "followups.view_opportunity", _("Sales")),
+    NavItem(_("Tickets"), "complaints:list", "life-preserver", "complaints.view_ticket", _("Service")),
+    NavItem(_("Reports"), "reports:index", "bar-chart-line", "reports.view_report", _("Analysis")),
+    NavItem(_("Year-end lottery"), "lottery:list", "gift", "lottery.view_lotteryevent", _("Analysis")),
+    NavItem(_("Employees"), "accounts:employee_list", "person-badge", "accounts.view_employee", _("Organisation")),
+    NavItem(_("Departments"), "accounts:department_list", "diagram-3", "accounts.view_department", _("Organisation")),
+]
+
+
+def visible_items(user) -> list[dict]:
+    items = []
+    for item in NAV_ITEMS:
+        if item.permission and not user.has_perm(item.permission):
+            continue
+        try:
+            url = reverse(item.url_name)
+        except NoReverseMatch:
+            continue
+        items.append({"label": item.label, "url": url, "icon": item.icon, "section": item.section})
+    return items
+
+
+def navigation(request) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.is_staff_member:
+        return {}
+    items = visible_items(user)
+    current = request.path
+    for entry in items:
+        entry["active"] = current == entry["url"] or (entry["url"] != "/" and current.startswith(entry["url"]))
+    return {"nav_items": items}

@@ -1,0 +1,16 @@
+import socket
+
+from celery import shared_task
+from django.db.models import F
+from django.utils import timezone
+
+from cims.models import Heartbeat
+
+
+@shared_task(name="cims.tasks.heartbeat", ignore_result=True)
+def heartbeat(name: str = "celery") -> None:
+    now = timezone.now()
+    hostname = socket.gethostname()[:255]
+    updated = Heartbeat.objects.filter(name=name).update(last_seen=now, hostname=hostname, beats=F("beats") + 1)
+    if not updated:
+        Heartbeat.objects.get_or_create(name=name, defaults={"last_seen": now, "hostname": hostname, "beats": 1})

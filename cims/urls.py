@@ -1,0 +1,24 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
+
+from cims import views
+
+urlpatterns = [
+    path("", include("reports.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("customers/", include("customers.urls")),
+    path("followups/", include("followups.urls")),
+    path("complaints/", include("complaints.urls")),
+    path("lottery/", include("lottery.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    path("healthz", views.healthz, name="healthz"),
+    path(settings.ADMIN_URL, admin.site.urls),
+]
+
+handler400 = "cims.views.bad_request"
+handler403 = "cims.views.permission_denied"
+handler404 = "cims.views.page_not_found"
+handler500 = "cims.views.server_error"

@@ -1,0 +1,1 @@
+"""Models of the complaints module (built by its own issue)."""

@@ -1,0 +1,4 @@
+# The complaints module is built by its own issue; its URLs are added here.
+app_name = "complaints"
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Models of the customers module (built by its own issue)."""

@@ -1,0 +1,1 @@
+"""Models of the followups module (built by its own issue)."""

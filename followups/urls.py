@@ -1,0 +1,4 @@
+# The followups module is built by its own issue; its URLs are added here.
+app_name = "followups"
+
+urlpatterns: list = []

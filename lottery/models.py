@@ -1,0 +1,1 @@
+"""Models of the lottery module (built by its own issue)."""

@@ -1,0 +1,1 @@
+"""Models of the reports module (built by its own issue)."""

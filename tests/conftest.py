@@ -1,0 +1,98 @@
+"""The cast of users every test can call on: one per role, plus a colleague and an outsider."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from accounts import roles
+from tests.factories import UserFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_server_settings():
+    """Tests speak plain HTTP (test client, live server) and serve static files without running
+    collectstatic; the production values are checked by the deploy-check test."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    storages = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    override = override_settings(
+        SECURE_SSL_REDIRECT=False,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        SECURE_HSTS_SECONDS=0,
+        STORAGES=storages,
+    )
+    override.enable()
+    yield
+    override.disable()
+
+
+@pytest.fixture
+def administrator(db):
+    return UserFactory(username="t_admin", name="管理员", role=roles.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def manager(db):
+    return UserFactory(username="t_manager", name="经理", role=roles.MANAGER)
+
+
+@pytest.fixture
+def sales_rep(db):
+    return UserFactory(username="t_sales1", name="李销售", role=roles.SALES)
+
+
+@pytest.fixture
+def other_sales_rep(db):
+    return UserFactory(username="t_sales2", name="王销售", role=roles.SALES)
+
+
+@pytest.fixture
+def service_agent(db):
+    return UserFactory(username="t_service", name="陈客服", role=roles.SERVICE)
+
+
+@pytest.fixture
+def analyst(db):
+    return UserFactory(username="t_analyst", name="赵分析", role=roles.ANALYST)
+
+
+@pytest.fixture
+def portal_customer(db):
+    return UserFactory(username="t_customer1", name="刘女士", role=roles.CUSTOMER)
+
+
+@pytest.fixture
+def other_portal_customer(db):
+    return UserFactory(username="t_customer2", name="张先生", role=roles.CUSTOMER)
+
+
+@pytest.fixture
+def roleless_user(db):
+    return UserFactory(username="t_nobody", name="无角色")
+
+
+@pytest.fixture
+def cast(administrator, manager, sales_rep, service_agent, analyst, portal_customer):
+    return {
+        roles.ADMIN: administrator,
+        roles.MANAGER: manager,
+        roles.SALES: sales_rep,
+        roles.SERVICE: service_agent,
+        roles.ANALYST: analyst,
+        roles.CUSTOMER: portal_customer,
+    }
+
+
+@pytest.fixture
+def client_for():
+    """A logged-in test client for a user (force_login: django-axes needs a request to authenticate)."""
+
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return client
+
+    return make
