@@ -19,9 +19,7 @@ venv: $(STAMP)
 run: venv
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py load_demo
-	@$(PY) -c 'from accounts.management.commands.load_demo import DEMO_USERS, DEMO_PASSWORD; \
-	print("\nCIMS is starting on http://127.0.0.1:8000\nDemo logins (password for all: %s):" % DEMO_PASSWORD); \
-	[print("  %-10s %s" % (u, r)) for u, _, r, _, _ in DEMO_USERS]; print()'
+	@echo; echo "CIMS is starting on http://127.0.0.1:8000 (Ctrl-C stops it)"; echo
 	DEBUG=true $(PY) manage.py runlocal 127.0.0.1:8000
 
 ## The whole suite. SQLite by default; PostgreSQL when DATABASE_URL is set.

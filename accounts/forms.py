@@ -36,7 +36,10 @@ class EmployeeForm(forms.ModelForm):
         taken = Employee.objects.exclude(pk=self.instance.pk).exclude(user=None).values("user_id")
         # Only staff accounts that no other employee is linked to can be linked.
         self.fields["user"].queryset = (
-            User.objects.filter(is_active=True).exclude(pk__in=taken).exclude(groups__name="customer").order_by("username")
+            User.objects.filter(is_active=True)
+            .exclude(pk__in=taken)
+            .exclude(groups__name="customer")
+            .order_by("username")
         )
         self.fields["user"].help_text = _("The account this employee signs in with (optional).")
         self.fields["department"].queryset = Department.objects.select_related("parent")
@@ -72,7 +75,9 @@ class DepartmentForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["head"].queryset = User.objects.filter(is_active=True).exclude(groups__name="customer").order_by("username")
+        self.fields["head"].queryset = (
+            User.objects.filter(is_active=True).exclude(groups__name="customer").order_by("username")
+        )
         if self.instance.pk:
             below = Department.objects.subtree_ids([self.instance.pk])
             self.fields["parent"].queryset = Department.objects.exclude(pk__in=below)

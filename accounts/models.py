@@ -118,7 +118,9 @@ class Department(models.Model):
 
     def clean(self) -> None:
         if self.pk and self.parent_id and self.parent_id in Department.objects.subtree_ids([self.pk]):
-            raise ValidationError({"parent": _("A department cannot be placed under itself or one of its sub-departments.")})
+            raise ValidationError(
+                {"parent": _("A department cannot be placed under itself or one of its sub-departments.")}
+            )
 
     def path_names(self) -> list[str]:
         """Names from the root down to this department (for breadcrumbs and labels)."""

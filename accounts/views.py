@@ -89,7 +89,9 @@ def employee_create(request: HttpRequest) -> HttpResponse:
     form = EmployeeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         employee = employee_save(employee=form.save(commit=False))
-        messages.success(request, _("Employee %(number)s %(name)s was created.") % {"number": employee.number, "name": employee.name})
+        messages.success(
+            request, _("Employee %(number)s %(name)s was created.") % {"number": employee.number, "name": employee.name}
+        )
         return redirect("accounts:employee_list")
     return render(request, "accounts/employee_form.html", {"form": form})
 
@@ -187,4 +189,6 @@ def department_delete(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("accounts:department_list")
         messages.success(request, _("Department %(name)s was deleted.") % {"name": department.name})
         return redirect("accounts:department_list")
-    return render(request, "accounts/confirm_delete.html", {"object": department, "cancel_url": "accounts:department_list"})
+    return render(
+        request, "accounts/confirm_delete.html", {"object": department, "cancel_url": "accounts:department_list"}
+    )

@@ -21,6 +21,6 @@ app.conf.beat_schedule = {
 def _prepare_filesystem_broker(sender, **kwargs):
     # kombu's file-system transport needs its folders to exist before the first message.
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             os.makedirs(options[key], exist_ok=True)

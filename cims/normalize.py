@@ -22,7 +22,9 @@ def normalize_phone(value: str, region: str = "CN") -> str:
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
-        raise ValidationError(_("“%(value)s” is not a phone number.") % {"value": value}, code="invalid_phone") from None
+        raise ValidationError(
+            _("“%(value)s” is not a phone number.") % {"value": value}, code="invalid_phone"
+        ) from None
     if not phonenumbers.is_valid_number(parsed):
         raise ValidationError(_("“%(value)s” is not a valid phone number.") % {"value": value}, code="invalid_phone")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -3,8 +3,6 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
-from cims import views
-
 urlpatterns = [
     path("", include("reports.urls")),
     path("accounts/", include("accounts.urls")),
@@ -14,7 +12,6 @@ urlpatterns = [
     path("lottery/", include("lottery.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
-    path("healthz", views.healthz, name="healthz"),
     path(settings.ADMIN_URL, admin.site.urls),
 ]
 

@@ -1,7 +1,9 @@
 import factory
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 
 from accounts.models import Department, Employee, User
+from accounts.roles import apply_role_matrix
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -20,6 +22,10 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def role(self, create, extracted, **kwargs):
         if create and extracted:
+            if not Group.objects.filter(name=extracted).exists():
+                # A transactional test (live server, worker threads) flushed the groups that the
+                # data migration created: re-apply the same matrix.
+                apply_role_matrix(django_apps)
             self.groups.add(Group.objects.get(name=extracted))
         if create:
             self.save()

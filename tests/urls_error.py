@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from cims.urls import handler500, urlpatterns as project_urlpatterns  # noqa: F401
+from cims.urls import handler500  # noqa: F401
+from cims.urls import urlpatterns as project_urlpatterns
 
 
 def boom(request):

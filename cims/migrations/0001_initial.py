@@ -4,35 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Heartbeat',
+            name="Heartbeat",
             fields=[
-                ('name', models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='name')),
-                ('last_seen', models.DateTimeField(verbose_name='last seen')),
-                ('hostname', models.CharField(blank=True, max_length=255, verbose_name='host')),
-                ('beats', models.BigIntegerField(default=0, verbose_name='beats')),
+                ("name", models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name="name")),
+                ("last_seen", models.DateTimeField(verbose_name="last seen")),
+                ("hostname", models.CharField(blank=True, max_length=255, verbose_name="host")),
+                ("beats", models.BigIntegerField(default=0, verbose_name="beats")),
             ],
             options={
-                'verbose_name': 'heartbeat',
-                'verbose_name_plural': 'heartbeats',
+                "verbose_name": "heartbeat",
+                "verbose_name_plural": "heartbeats",
             },
         ),
         migrations.CreateModel(
-            name='Sequence',
+            name="Sequence",
             fields=[
-                ('name', models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='name')),
-                ('last_value', models.BigIntegerField(default=0, verbose_name='last value')),
+                ("name", models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name="name")),
+                ("last_value", models.BigIntegerField(default=0, verbose_name="last value")),
             ],
             options={
-                'verbose_name': 'number sequence',
-                'verbose_name_plural': 'number sequences',
+                "verbose_name": "number sequence",
+                "verbose_name_plural": "number sequences",
             },
         ),
     ]

@@ -7,7 +7,15 @@ from django.test import Client
 from tests.urlwalk import walk_urls
 
 # Pages anyone may open without logging in (logout only ends a session, if there is one).
-PUBLIC = {"accounts:login", "accounts:logout", "admin:login", "admin:logout", "set_language", "javascript-catalog", "healthz"}
+PUBLIC = {
+    "accounts:login",
+    "accounts:logout",
+    "admin:login",
+    "admin:logout",
+    "set_language",
+    "javascript-catalog",
+    "healthz",
+}
 # Pages for portal customers (and the routing page every logged-in user may hit).
 PORTAL = {"accounts:portal_home"}
 SHARED = {"accounts:home", "accounts:password_change"}

@@ -13,7 +13,14 @@ CREATE = reverse("accounts:employee_create")
 
 
 def valid_data(**overrides):
-    data = {"name": "孙小美", "position": "销售代表", "phone": "138 0013 8000", "email": "Sun@Example.com", "hire_date": "2026-03-01", "is_active": "on"}
+    data = {
+        "name": "孙小美",
+        "position": "销售代表",
+        "phone": "138 0013 8000",
+        "email": "Sun@Example.com",
+        "hire_date": "2026-03-01",
+        "is_active": "on",
+    }
     data.update(overrides)
     return data
 
@@ -36,7 +43,9 @@ def test_it_lets_a_manager_read_but_not_write(manager, client_for):
     client = client_for(manager)
     assert client.get(LIST).status_code == 200
     assert client.post(CREATE, valid_data()).status_code == 403
-    assert client.post(reverse("accounts:employee_edit", args=[employee.pk]), valid_data(name="改名")).status_code == 403
+    assert (
+        client.post(reverse("accounts:employee_edit", args=[employee.pk]), valid_data(name="改名")).status_code == 403
+    )
     assert client.post(reverse("accounts:employee_delete", args=[employee.pk])).status_code == 403
     employee.refresh_from_db()
     assert employee.name != "改名"
@@ -67,7 +76,14 @@ def test_it_rejects_a_bad_phone_with_a_chinese_message(administrator, client_for
 
 @pytest.mark.parametrize(
     "field, value",
-    [("name", ""), ("name", "长" * 65), ("hire_date", "2026-13-45"), ("email", "not-an-email"), ("department", "999999"), ("department", "abc")],
+    [
+        ("name", ""),
+        ("name", "长" * 65),
+        ("hire_date", "2026-13-45"),
+        ("email", "not-an-email"),
+        ("department", "999999"),
+        ("department", "abc"),
+    ],
 )
 def test_it_rejects_bad_input_without_saving(administrator, client_for, field, value):
     response = client_for(administrator).post(CREATE, valid_data(**{field: value}))

@@ -49,7 +49,8 @@ def test_it_refuses_a_wrong_password_with_a_clear_message(sales_rep):
 
 def test_it_ignores_an_offsite_next_parameter(sales_rep):
     response = Client().post(
-        LOGIN + "?next=https://evil.example.com/", {"username": sales_rep.username, "password": PASSWORD, "next": "https://evil.example.com/"}
+        LOGIN + "?next=https://evil.example.com/",
+        {"username": sales_rep.username, "password": PASSWORD, "next": "https://evil.example.com/"},
     )
     assert response.status_code == 302
     assert "evil.example.com" not in response["Location"]
@@ -163,7 +164,11 @@ def test_it_refuses_a_password_change_with_the_wrong_old_password(sales_rep, cli
     client = client_for(sales_rep)
     response = client.post(
         reverse("accounts:password_change"),
-        {"old_password": "not-it", "new_password1": "a-new-long-password-42", "new_password2": "a-new-long-password-42"},
+        {
+            "old_password": "not-it",
+            "new_password1": "a-new-long-password-42",
+            "new_password2": "a-new-long-password-42",
+        },
     )
     assert response.status_code == 200
     sales_rep.refresh_from_db()

@@ -53,7 +53,11 @@ def test_it_runs_a_task_through_the_file_system_broker(tmp_path):
     (tmp_path / "processed").mkdir()
     app = _app(
         "filesystem://",
-        {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(tmp_path / "processed")},
+        {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(tmp_path / "processed"),
+        },
     )
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10):
         app.send_task("cims.tasks.heartbeat", kwargs={"name": "filesystem-test"})

@@ -39,7 +39,9 @@ def test_it_configures_the_app_only_through_environment_variables():
     text = (ROOT / "docker-compose.yml").read_text()
     for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "BACKUP_ENCRYPTION_KEY"):
         assert "${" + name + ":?" in text, f"{name} must be required from the environment"
-    web_env = compose["x-app-environment"] if "x-app-environment" in compose else compose["services"]["web"]["environment"]
+    web_env = (
+        compose["x-app-environment"] if "x-app-environment" in compose else compose["services"]["web"]["environment"]
+    )
     assert "DATABASE_URL" in web_env and "REDIS_URL" in web_env
 
 

@@ -3,7 +3,6 @@ import re
 from pathlib import Path
 
 from django.conf import settings
-from django.test import Client
 
 PO = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 

@@ -19,7 +19,9 @@ def test_it_enforces_csrf_on_login(sales_rep):
     assert "表单已过期" in response.content.decode()
     page = client.get("/accounts/login/")
     token = page.cookies["csrftoken"].value
-    response = client.post("/accounts/login/", {"username": sales_rep.username, "password": PASSWORD, "csrfmiddlewaretoken": token})
+    response = client.post(
+        "/accounts/login/", {"username": sales_rep.username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
 
 
@@ -56,6 +58,14 @@ def test_it_answers_the_health_check_without_login(db):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
+@override_settings(ALLOWED_HOSTS=["cims.example.com"], SECURE_SSL_REDIRECT=True)
+def test_it_answers_the_health_check_on_an_internal_address_only(db):
+    # The container probe uses 127.0.0.1 over plain HTTP…
+    assert Client().get("/healthz", HTTP_HOST="127.0.0.1:8000").status_code == 200
+    # …while every real page still refuses an unknown host.
+    assert Client().get("/accounts/login/", HTTP_HOST="127.0.0.1:8000").status_code == 400
+
+
 def test_it_answers_404_with_the_product_page(db, client_for, sales_rep):
     response = client_for(sales_rep).get("/no-such-page/")
     assert response.status_code == 404
@@ -81,7 +91,9 @@ def _production_env(**extra):
 
 
 def _manage(*args, env):
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_it_passes_the_deploy_check_with_production_settings():

@@ -17,7 +17,7 @@ from accounts import roles
 from accounts.models import Department, Employee, User
 from accounts.services import employee_save
 
-DEMO_PASSWORD = "cims-demo-2026"
+DEMO_PASSWORD = "cims-demo-2026"  # noqa: S105 - public demo password, refused with DEBUG off
 
 # username, name, role, department, position
 DEMO_USERS = [
@@ -68,13 +68,17 @@ class Command(BaseCommand):
                 if department.head_id is None:
                     department.head = User.objects.get(username=username)
                     department.save(update_fields=["head"])
-        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready. Demo logins (password for all: {DEMO_PASSWORD}):"))
+        for username, name, role, _department, _position in DEMO_USERS:
+            self.stdout.write(f"  {username:<10} {role:<9} {name}")
 
     def _departments(self) -> dict[str, Department]:
         created: dict[str, Department] = {}
         for order, (name, parent_name) in enumerate(DEMO_DEPARTMENTS):
             parent = created.get(parent_name) if parent_name else None
-            created[name], _ = Department.objects.get_or_create(name=name, parent=parent, defaults={"sort_order": order})
+            created[name], _ = Department.objects.get_or_create(
+                name=name, parent=parent, defaults={"sort_order": order}
+            )
         return created
 
     def _user(self, username: str, name: str, role: str, department: Department | None, position: str | None) -> None:

@@ -32,7 +32,9 @@ class Command(BaseCommand):
                     "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
                 ],
             )  # fmt: skip
-            self.stdout.write(f"Background worker started (pid {worker.pid}, broker {settings.CELERY_BROKER_URL.split('@')[-1]}).")
+            self.stdout.write(
+                f"Background worker started (pid {worker.pid}, broker {settings.CELERY_BROKER_URL.split('@')[-1]})."
+            )
         try:
             call_command("runserver", options["addrport"], use_reloader=False)
         finally:
