@@ -28,18 +28,77 @@ ROLE_LABELS = {
 ALL = "__all__"
 NOT_FOR_ADMIN = {"accounts.access_portal"}
 
+_LOOKUPS = [
+    "enterprisetype",
+    "enterprisenature",
+    "customerlevel",
+    "customersource",
+    "customertype",
+    "industry",
+    "province",
+]
+_VIEW_LOOKUPS = [f"customers.view_{model}" for model in _LOOKUPS] + ["customers.view_tag", "customers.view_customfield"]
+
 ROLE_PERMISSIONS: dict[str, str | list[str]] = {
     ADMIN: ALL,
     MANAGER: [
         "accounts.access_staff_ui",
         "accounts.view_department",
         "accounts.view_employee",
+        "cims.view_personaldataaccess",
+        *_VIEW_LOOKUPS,
+        "customers.add_tag",
+        "customers.change_tag",
+        "customers.view_customer",
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.delete_customer",
+        "customers.view_all_customers",
+        "customers.change_all_customers",
+        "customers.view_personal_data",
+        "customers.reveal_sensitive_data",
+        "customers.transfer_customer",
+        "customers.restore_customer",
+        "customers.view_contact",
+        "customers.add_contact",
+        "customers.change_contact",
+        "customers.delete_contact",
+        "customers.view_transaction",
+        "customers.add_transaction",
+        "customers.change_transaction",
+        "customers.view_contract",
+        "customers.add_contract",
+        "customers.change_contract",
     ],
     SALES: [
         "accounts.access_staff_ui",
+        *_VIEW_LOOKUPS,
+        # Model-wide permissions; which customers they reach is customers.access.scope_filter's rule.
+        "customers.view_customer",
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.view_personal_data",
+        "customers.reveal_sensitive_data",
+        "customers.view_contact",
+        "customers.add_contact",
+        "customers.change_contact",
+        "customers.delete_contact",
+        "customers.view_transaction",
+        "customers.add_transaction",
+        "customers.change_transaction",
+        "customers.view_contract",
+        "customers.add_contract",
+        "customers.change_contract",
     ],
     SERVICE: [
         "accounts.access_staff_ui",
+        *_VIEW_LOOKUPS,
+        # Every customer's name and service history, personal fields masked, read-only.
+        "customers.view_customer",
+        "customers.view_all_customers",
+        "customers.view_contact",
+        "customers.view_transaction",
+        "customers.view_contract",
     ],
     ANALYST: [
         "accounts.access_staff_ui",

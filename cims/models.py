@@ -55,3 +55,54 @@ class Heartbeat(models.Model):
     def is_fresh(self) -> bool:
         # Beat sends one a minute; three missed beats means the worker or beat is down.
         return (timezone.now() - self.last_seen).total_seconds() < 180
+
+
+class PersonalDataAccess(models.Model):
+    """Who looked at or exported personal data: one row per reveal, export or import.
+
+    Holds no personal data itself: the object is named by type, id and code, never by name,
+    phone or any other field value.
+    """
+
+    class Action(models.TextChoices):
+        REVEAL = "reveal", _("Revealed a field")
+        EXPORT = "export", _("Exported")
+        IMPORT = "import", _("Imported")
+
+    user = models.ForeignKey(
+        "accounts.User", verbose_name=_("user"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(_("action"), max_length=8, choices=Action.choices)
+    object_type = models.CharField(_("object type"), max_length=64)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    object_label = models.CharField(_("object"), max_length=64, blank=True)
+    field = models.CharField(_("field"), max_length=64, blank=True)
+    rows = models.PositiveIntegerField(_("rows"), default=1)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("personal data access")
+        verbose_name_plural = _("personal data access log")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="pda_object")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_label} {self.field}"
+
+
+def log_personal_data_access(
+    *, user, action: str, object_type: str, object_id="", object_label="", field="", rows=1, request=None
+):
+    from cims.request_ip import client_ip
+
+    return PersonalDataAccess.objects.create(
+        user=user if getattr(user, "is_authenticated", False) else None,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        object_label=object_label[:64],
+        field=field,
+        rows=rows,
+        ip_address=client_ip(request) if request is not None else None,
+    )

@@ -41,3 +41,50 @@ def format_phone(e164: str) -> str:
     if parsed.country_code == 86:
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def normalize_id_number(value: str) -> str:
+    """A mainland resident ID number (身份证号): 18 characters, birth date and checksum validated."""
+    import datetime
+
+    value = fold_width(value).replace(" ", "").upper()
+    if not value:
+        return ""
+    if len(value) != 18 or not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
+        raise ValidationError(
+            _("An ID card number has 18 characters: 17 digits and a final digit or X."), code="invalid_id"
+        )
+    try:
+        birth = datetime.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        raise ValidationError(
+            _("The birth date inside this ID card number does not exist."), code="invalid_id"
+        ) from None
+    if birth.year < 1900 or birth > datetime.date.today():
+        raise ValidationError(_("The birth date inside this ID card number does not exist."), code="invalid_id")
+    checksum = _ID_CHECK[sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True)) % 11]
+    if value[17] != checksum:
+        raise ValidationError(_("This ID card number's check digit is wrong; please check it."), code="invalid_id")
+    return value
+
+
+def normalize_email(value: str) -> str:
+    from django.core.validators import validate_email
+
+    value = fold_width(value).lower()
+    if value:
+        validate_email(value)
+    return value
+
+
+def normalize_bank_account(value: str) -> str:
+    value = fold_width(value).replace(" ", "").replace("-", "")
+    if not value:
+        return ""
+    if not value.isdigit() or not 10 <= len(value) <= 30:
+        raise ValidationError(_("A bank account number has 10 to 30 digits."), code="invalid_bank_account")
+    return value

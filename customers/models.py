@@ -1,1 +1,511 @@
-"""Models of the customers module (built by its own issue)."""
+"""The customer archive (客户档案): lookups, customers, contacts, tags, transactions, contracts."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+from simple_history.models import HistoricalRecords
+
+from cims.crypto import BlindIndexField, EncryptedTextField
+from cims.models import next_sequence_value
+
+# --- Lookups (系统设置) -------------------------------------------------------------------------
+
+
+class Lookup(models.Model):
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    sort_order = models.PositiveIntegerField(_("sort order"), default=0)
+    is_active = models.BooleanField(_("in use"), default=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["sort_order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EnterpriseType(Lookup):
+    class Meta(Lookup.Meta):
+        verbose_name = _("enterprise type")
+        verbose_name_plural = _("enterprise types")
+
+
+class EnterpriseNature(Lookup):
+    class Meta(Lookup.Meta):
+        verbose_name = _("enterprise nature")
+        verbose_name_plural = _("enterprise natures")
+
+
+class CustomerLevel(Lookup):
+    class Meta(Lookup.Meta):
+        verbose_name = _("customer level")
+        verbose_name_plural = _("customer levels")
+
+
+class CustomerSource(Lookup):
+    class Meta(Lookup.Meta):
+        verbose_name = _("customer source")
+        verbose_name_plural = _("customer sources")
+
+
+class CustomerType(Lookup):
+    class Meta(Lookup.Meta):
+        verbose_name = _("customer type")
+        verbose_name_plural = _("customer types")
+
+
+class Industry(Lookup):
+    class Meta(Lookup.Meta):
+        verbose_name = _("industry")
+        verbose_name_plural = _("industries")
+
+
+class Province(models.Model):
+    """The 34 provincial-level divisions, shipped as data (GB/T 2260 codes)."""
+
+    code = models.CharField(_("code"), max_length=2, unique=True)
+    name = models.CharField(_("name"), max_length=16, unique=True)
+    short_name = models.CharField(_("short name"), max_length=8, unique=True)
+
+    class Meta:
+        verbose_name = _("province")
+        verbose_name_plural = _("provinces")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.CharField(_("name"), max_length=32, unique=True)
+    color = models.CharField(
+        _("colour"),
+        max_length=7,
+        default="#2563eb",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour such as #2563eb."))],
+    )
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomField(models.Model):
+    """An extra field the administrator defines for every customer (values in Customer.custom_data)."""
+
+    TEXT, NUMBER, DATE, CHOICE = "text", "number", "date", "choice"
+    TYPES = [(TEXT, _("Text")), (NUMBER, _("Number")), (DATE, _("Date")), (CHOICE, _("Choice"))]
+
+    label = models.CharField(_("label"), max_length=64)
+    key = models.SlugField(
+        _("key"),
+        max_length=32,
+        unique=True,
+        help_text=_("Used in imports, exports and the database; letters, digits, underscores."),
+    )
+    field_type = models.CharField(_("type"), max_length=8, choices=TYPES, default=TEXT)
+    required = models.BooleanField(_("required"), default=False)
+    choices = models.TextField(_("choices"), blank=True, help_text=_("For a choice field: one option per line."))
+    sort_order = models.PositiveIntegerField(_("sort order"), default=0)
+    is_active = models.BooleanField(_("in use"), default=True)
+
+    class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["sort_order", "label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+    def clean(self) -> None:
+        if self.field_type == self.CHOICE and not self.choice_list:
+            raise ValidationError({"choices": _("A choice field needs at least one option.")})
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.key or ""):
+            raise ValidationError(
+                {"key": _("Start with a lower-case letter; use lower-case letters, digits and underscores.")}
+            )
+
+
+# --- Customers ---------------------------------------------------------------------------------
+
+
+def name_grams(text: str) -> str:
+    """Single characters and character pairs of a name, space-separated, for the substring index.
+
+    A trigram index cannot serve two-character Chinese names (王伟); a bigram index can. Latin
+    text is lower-cased so that search is case-insensitive.
+    """
+    text = re.sub(r"\s+", "", text.lower())
+    grams = dict.fromkeys(list(text) + [text[i : i + 2] for i in range(len(text) - 1)])
+    return " ".join(grams)
+
+
+class NameGramsField(models.TextField):
+    def __init__(self, *args, source: str = "name", **kwargs):
+        kwargs.setdefault("blank", True)
+        kwargs.setdefault("default", "")
+        kwargs.setdefault("editable", False)
+        self.source = source
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["source"] = self.source
+        for key, default in (("blank", True), ("default", ""), ("editable", False)):
+            if kwargs.get(key) == default:
+                kwargs.pop(key, None)
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance, add):
+        value = name_grams(f"{model_instance.name} {getattr(model_instance, 'company', '')}")
+        setattr(model_instance, self.attname, value)
+        return value
+
+
+class CustomerQuerySet(models.QuerySet):
+    def visible_to(self, user) -> CustomerQuerySet:
+        """The customers ``user`` may see: the one rule used by views, exports, reports and search.
+
+        All customers for holders of ``customers.view_all_customers`` (managers, service, admins).
+        Otherwise: the customers they own, those owned by anyone in the departments they head and
+        the departments below (a query on columns, not a permission row per customer), and those
+        shared with them or one of their groups through django-guardian's direct object
+        permissions. A model-wide ``view_customer`` alone widens nothing.
+        """
+        from customers.access import scope_filter
+
+        return self.filter(scope_filter(user, "view"))
+
+    def editable_by(self, user) -> CustomerQuerySet:
+        from customers.access import scope_filter
+
+        return self.filter(scope_filter(user, "change"))
+
+    def search_name(self, text: str) -> CustomerQuerySet:
+        from customers.search import filter_name_substring
+
+        return filter_name_substring(self, text)
+
+
+class AliveManager(models.Manager.from_queryset(CustomerQuerySet)):
+    """Customers not in the recycle bin."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class Customer(models.Model):
+    INDIVIDUAL, ENTERPRISE = "individual", "enterprise"
+    KINDS = [(INDIVIDUAL, _("Individual")), (ENTERPRISE, _("Enterprise"))]
+
+    class Gender(models.TextChoices):
+        MALE = "M", _("Male")
+        FEMALE = "F", _("Female")
+        UNKNOWN = "", _("Not given")
+
+    class Status(models.TextChoices):
+        PROSPECT = "prospect", _("Prospect")  # 潜在客户
+        INTENT = "intent", _("Intent")  # 意向客户
+        WON = "won", _("Customer")  # 成交客户
+        AFTER_SALES = "after_sales", _("After-sales")  # 售后中
+        LOST = "lost", _("Lost")  # 流失
+
+    class Scale(models.TextChoices):
+        MICRO = "micro", _("Under 20 staff")
+        SMALL = "small", _("20–99 staff")
+        MEDIUM = "medium", _("100–499 staff")
+        LARGE = "large", _("500–1,999 staff")
+        HUGE = "huge", _("2,000 staff or more")
+
+    code = models.CharField(_("customer code"), max_length=16, unique=True, editable=False)
+    kind = models.CharField(_("kind"), max_length=10, choices=KINDS, default=INDIVIDUAL)
+    name = models.CharField(_("name"), max_length=128)
+    company = models.CharField(
+        _("company"), max_length=128, blank=True, help_text=_("Employer of an individual customer.")
+    )
+    gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True, default="")
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+
+    # Personal data, encrypted at rest; exact search through the blind indexes below.
+    phone = EncryptedTextField(_("phone"))
+    mobile = EncryptedTextField(_("mobile"))
+    email = EncryptedTextField(_("email"))
+    address = EncryptedTextField(_("address"))
+    id_number = EncryptedTextField(_("ID card number"))
+    bank_account = EncryptedTextField(_("bank account"))
+    fax = models.CharField(_("fax"), max_length=32, blank=True)
+
+    phone_bidx = BlindIndexField(source="phone", kind="phone")
+    mobile_bidx = BlindIndexField(source="mobile", kind="phone")
+    email_bidx = BlindIndexField(source="email", kind="email")
+    id_number_bidx = BlindIndexField(source="id_number", kind="id_number")
+    name_grams = NameGramsField()
+
+    province = models.ForeignKey(Province, verbose_name=_("province"), null=True, blank=True, on_delete=models.PROTECT)
+    city = models.CharField(_("city"), max_length=32, blank=True)
+    level = models.ForeignKey(CustomerLevel, verbose_name=_("level"), null=True, blank=True, on_delete=models.PROTECT)
+    source = models.ForeignKey(
+        CustomerSource, verbose_name=_("source"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    customer_type = models.ForeignKey(
+        CustomerType, verbose_name=_("customer type"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    industry = models.ForeignKey(Industry, verbose_name=_("industry"), null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(_("lifecycle status"), max_length=12, choices=Status.choices, default=Status.PROSPECT)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="owned_customers",
+    )
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="customers")
+    notes = models.TextField(_("notes"), blank=True)
+    custom_data = models.JSONField(_("custom fields"), default=dict, blank=True)
+
+    enterprise_type = models.ForeignKey(
+        EnterpriseType, verbose_name=_("enterprise type"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    enterprise_nature = models.ForeignKey(
+        EnterpriseNature, verbose_name=_("enterprise nature"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    scale = models.CharField(_("scale"), max_length=8, choices=Scale.choices, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("deleted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects = AliveManager()
+    all_objects = CustomerQuerySet.as_manager()
+    history = HistoricalRecords(excluded_fields=["name_grams", "updated_at"], m2m_fields=[tags])
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["-id"]
+        base_manager_name = "all_objects"
+        default_manager_name = "objects"
+        permissions = [
+            ("view_all_customers", _("Can see every customer")),
+            ("change_all_customers", _("Can edit every customer")),
+            ("view_personal_data", _("Can see personal fields unmasked")),
+            ("reveal_sensitive_data", _("Can reveal a masked field (logged)")),
+            ("transfer_customer", _("Can transfer customers to another owner")),
+            ("restore_customer", _("Can restore customers from the recycle bin")),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "-id"], name="customer_owner_id"),
+            models.Index(fields=["status", "-id"], name="customer_status_id"),
+            models.Index(fields=["-created_at", "-id"], name="customer_created_id"),
+            models.Index(fields=["name"], name="customer_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.code:
+            year = timezone.localdate().year
+            self.code = f"C{year}-{next_sequence_value(f'customer:{year}'):06d}"
+        super().save(*args, **kwargs)
+
+    @property
+    def is_enterprise(self) -> bool:
+        return self.kind == self.ENTERPRISE
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class CustomerUserObjectPermission(UserObjectPermissionBase):
+    """A customer shared with one user (django-guardian direct foreign key)."""
+
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = _("customer shared with a user")
+        verbose_name_plural = _("customers shared with users")
+
+
+class CustomerGroupObjectPermission(GroupObjectPermissionBase):
+    """A customer shared with a group, such as a department's group."""
+
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        verbose_name = _("customer shared with a group")
+        verbose_name_plural = _("customers shared with groups")
+
+
+class Contact(models.Model):
+    """A person at a customer (联系人)."""
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="contacts"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    title = models.CharField(_("title"), max_length=64, blank=True)
+    phone = EncryptedTextField(_("phone"))
+    email = EncryptedTextField(_("email"))
+    phone_bidx = BlindIndexField(source="phone", kind="phone")
+    email_bidx = BlindIndexField(source="email", kind="email")
+    is_primary = models.BooleanField(_("primary contact"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["-is_primary", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(is_primary=True),
+                name="contact_one_primary_per_customer",
+                violation_error_message=_("A customer has only one primary contact."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Transaction(models.Model):
+    """A purchase (交易记录)."""
+
+    class Channel(models.TextChoices):
+        OFFLINE = "offline", _("In store")
+        ONLINE = "online", _("Online")
+        PHONE = "phone", _("Phone")
+        PARTNER = "partner", _("Partner")
+        OTHER = "other", _("Other")
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="transactions"
+    )
+    date = models.DateField(_("date"), default=datetime.date.today)
+    amount = models.DecimalField(_("amount (CNY)"), max_digits=14, decimal_places=2)
+    product = models.CharField(_("product or description"), max_length=200)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, default=Channel.OFFLINE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
+        ordering = ["-date", "-id"]
+        indexes = [models.Index(fields=["customer", "-date"], name="transaction_customer_date")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="transaction_amount_positive",
+                violation_error_message=_("The amount must be more than zero."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.product} ¥{self.amount}"
+
+
+class Contract(models.Model):
+    """A cooperation contract (客户合作/合同)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        ACTIVE = "active", _("In force")
+        EXPIRED = "expired", _("Expired")
+        TERMINATED = "terminated", _("Terminated")
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="contracts"
+    )
+    number = models.CharField(_("contract number"), max_length=32, unique=True, blank=True)
+    title = models.CharField(_("title"), max_length=200)
+    amount = models.DecimalField(_("amount (CNY)"), max_digits=14, decimal_places=2)
+    start_date = models.DateField(_("start date"))
+    end_date = models.DateField(_("end date"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("contract")
+        verbose_name_plural = _("contracts")
+        ordering = ["-start_date", "-id"]
+        indexes = [models.Index(fields=["end_date", "status"], name="contract_end_status")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_date__gte=models.F("start_date")),
+                name="contract_ends_after_start",
+                violation_error_message=_("The end date cannot be before the start date."),
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0),
+                name="contract_amount_not_negative",
+                violation_error_message=_("The amount cannot be negative."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.number:
+            year = timezone.localdate().year
+            self.number = f"HT{year}-{next_sequence_value(f'contract:{year}'):06d}"
+        super().save(*args, **kwargs)

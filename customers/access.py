@@ -1,0 +1,119 @@
+"""Who sees and edits which customer: the one place the rule lives.
+
+``Customer.objects.visible_to(user)`` / ``editable_by(user)`` build on ``scope_filter``;
+``get_customer_for`` is how every view resolves a customer id (404 outside the user's reach,
+403 when the user may only read it); ``personal_fields_for`` decides masking.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+
+from cims import masking
+
+NOTHING = Q(pk__in=[])
+
+# Fields that are personal data, and how each is masked for users who may not see it whole.
+PERSONAL_FIELDS = {
+    "phone": masking.mask_phone,
+    "mobile": masking.mask_phone,
+    "email": masking.mask_email,
+    "address": masking.mask_text,
+}
+# Sensitive fields are masked for everyone; a user with reveal permission may reveal one (logged).
+SENSITIVE_FIELDS = {
+    "id_number": masking.mask_id_number,
+    "bank_account": masking.mask_bank_account,
+}
+REVEALABLE_FIELDS = {**PERSONAL_FIELDS, **SENSITIVE_FIELDS}
+
+
+def _headed_subtree(user) -> set[int]:
+    from accounts.models import Department
+
+    cache = getattr(user, "_cims_headed_subtree", None)
+    if cache is None:
+        headed = list(Department.objects.filter(head=user).values_list("pk", flat=True))
+        cache = Department.objects.subtree_ids(headed) if headed else set()
+        user._cims_headed_subtree = cache
+    return cache
+
+
+def scope_filter(user, action: str = "view") -> Q:
+    """A Q() selecting the customers ``user`` may ``view`` or ``change``."""
+    from accounts.models import Employee
+    from customers.models import CustomerGroupObjectPermission, CustomerUserObjectPermission
+
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NOTHING
+    if user.has_perm(f"customers.{action}_all_customers"):
+        return Q()
+    if not user.has_perm(f"customers.{action}_customer"):
+        return NOTHING
+    scope = Q(owner=user)
+    subtree = _headed_subtree(user)
+    if subtree:
+        scope |= Q(
+            owner_id__in=Employee.objects.filter(department_id__in=subtree, user__isnull=False).values("user_id")
+        )
+    codename = f"{action}_customer"
+    scope |= Q(
+        pk__in=CustomerUserObjectPermission.objects.filter(user=user, permission__codename=codename).values(
+            "content_object_id"
+        )
+    )
+    scope |= Q(
+        pk__in=CustomerGroupObjectPermission.objects.filter(group__user=user, permission__codename=codename).values(
+            "content_object_id"
+        )
+    )
+    return scope
+
+
+def get_customer_for(user, pk: int, *, edit: bool = False, queryset=None):
+    """The customer ``pk`` if ``user`` may see it (else 404); with ``edit``, 403 if read-only."""
+    from customers.models import Customer
+
+    queryset = queryset if queryset is not None else Customer.objects.all()
+    customer = get_object_or_404(queryset.visible_to(user), pk=pk)
+    if edit and not can_edit(user, customer):
+        raise PermissionDenied("read-only customer")
+    return customer
+
+
+def can_edit(user, customer) -> bool:
+    from customers.models import Customer
+
+    if getattr(customer, "_cims_editable_for", None) == user.pk:
+        return True
+    editable = Customer.objects.editable_by(user).filter(pk=customer.pk).exists()
+    if editable:
+        customer._cims_editable_for = user.pk
+    return editable
+
+
+def sees_personal_data(user) -> bool:
+    return user.has_perm("customers.view_personal_data")
+
+
+def personal_fields_for(user, obj, fields=None) -> dict[str, dict]:
+    """Display values of the personal fields of ``obj`` for ``user``: plain or masked, and
+    whether the user may reveal the masked one."""
+    plain_personal = sees_personal_data(user)
+    may_reveal = user.has_perm("customers.reveal_sensitive_data")
+    shown = {}
+    for name, mask in REVEALABLE_FIELDS.items():
+        if fields is not None and name not in fields:
+            continue
+        if not hasattr(obj, name):
+            continue
+        value = getattr(obj, name) or ""
+        plain = plain_personal and name in PERSONAL_FIELDS
+        shown[name] = {
+            "value": value if plain else mask(value),
+            "masked": bool(value) and not plain,
+            "revealable": bool(value) and not plain and may_reveal,
+        }
+    return shown

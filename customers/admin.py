@@ -1,0 +1,111 @@
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from customers.models import (
+    Contact,
+    Contract,
+    Customer,
+    CustomerLevel,
+    CustomerSource,
+    CustomerType,
+    CustomField,
+    EnterpriseNature,
+    EnterpriseType,
+    Industry,
+    Province,
+    Tag,
+    Transaction,
+)
+
+
+class LookupAdmin(admin.ModelAdmin):
+    list_display = ["name", "sort_order", "is_active"]
+    list_editable = ["sort_order", "is_active"]
+    search_fields = ["name"]
+
+
+for lookup in (EnterpriseType, EnterpriseNature, CustomerLevel, CustomerSource, CustomerType, Industry):
+    admin.site.register(lookup, LookupAdmin)
+
+
+@admin.register(Province)
+class ProvinceAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "short_name"]
+    search_fields = ["name", "short_name"]
+
+    def has_add_permission(self, request):
+        return False  # fixed data
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "color"]
+    search_fields = ["name"]
+
+
+@admin.register(CustomField)
+class CustomFieldAdmin(admin.ModelAdmin):
+    list_display = ["label", "key", "field_type", "required", "sort_order", "is_active"]
+    list_filter = ["field_type", "is_active"]
+
+
+class ReadOnlyPersonalAdmin(SimpleHistoryAdmin):
+    """Contacts, transactions and contracts in the admin: searchable by non-personal columns."""
+
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+
+
+@admin.register(Contact)
+class ContactAdmin(ReadOnlyPersonalAdmin):
+    list_display = ["name", "title", "customer", "is_primary"]
+    search_fields = ["name", "customer__code", "customer__name"]
+    exclude = ["phone_bidx", "email_bidx"]
+
+
+@admin.register(Transaction)
+class TransactionAdmin(ReadOnlyPersonalAdmin):
+    list_display = ["date", "customer", "product", "amount", "channel"]
+    list_filter = ["channel", "date"]
+    search_fields = ["product", "customer__code", "customer__name"]
+    date_hierarchy = "date"
+
+
+@admin.register(Contract)
+class ContractAdmin(ReadOnlyPersonalAdmin):
+    list_display = ["number", "title", "customer", "amount", "start_date", "end_date", "status"]
+    list_filter = ["status"]
+    search_fields = ["number", "title", "customer__code", "customer__name"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(SimpleHistoryAdmin):
+    """The archive in the Django admin. Personal fields are shown masked in lists; the change form
+    shows them to administrators, who hold every permission. Search uses codes and names only."""
+
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "status",
+        "level",
+        "source",
+        "province",
+        "owner",
+        "created_at",
+        "deleted_at",
+    ]
+    list_filter = ["kind", "status", "level", "source", "province", "industry", "deleted_at"]
+    search_fields = ["code", "name", "company"]
+    list_select_related = ["level", "source", "province", "owner"]
+    raw_id_fields = ["owner"]
+    filter_horizontal = ["tags"]
+    readonly_fields = ["code", "created_by", "created_at", "updated_at", "deleted_at", "deleted_by"]
+    exclude = ["phone_bidx", "mobile_bidx", "email_bidx", "id_number_bidx"]
+    show_full_result_count = False  # no COUNT(*) over a million rows on every page
+
+    def get_queryset(self, request):
+        return Customer.all_objects.all()

@@ -1,0 +1,218 @@
+"""Writes of the customer archive that touch several rows or have side effects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from cims.crypto import blind_index
+from cims.models import PersonalDataAccess, log_personal_data_access
+from cims.normalize import normalize_email, normalize_id_number, normalize_phone
+from customers.access import REVEALABLE_FIELDS, can_edit, get_customer_for
+from customers.models import Contact, Customer, CustomerUserObjectPermission
+
+
+class TransferError(Exception):
+    pass
+
+
+@transaction.atomic
+def customer_save(
+    *, customer: Customer, contacts: Iterable[Contact] = (), removed_contacts: Iterable[Contact] = (), by
+) -> Customer:
+    """Create or update a customer with its contacts, all or nothing."""
+    if customer.pk is None:
+        customer.created_by = by
+        if customer.owner_id is None:
+            customer.owner = by
+    customer._history_user = by
+    customer.save()
+    for contact in removed_contacts:
+        if contact.pk:
+            contact.delete()
+    # Demote first so the one-primary constraint holds while the rows change.
+    contacts = list(contacts)
+    if any(c.is_primary for c in contacts):
+        Contact.objects.filter(customer=customer, is_primary=True).exclude(
+            pk__in=[c.pk for c in contacts if c.pk and c.is_primary]
+        ).update(is_primary=False)
+    for contact in contacts:
+        contact.customer = customer
+        contact._history_user = by
+        contact.save()
+    return customer
+
+
+def find_duplicates(*, name="", company="", phone="", mobile="", email="", id_number="", exclude_pk=None):
+    """Existing customers (in the whole archive, not just the user's scope) that look like the same one.
+
+    Matches on the blind index of each normalised phone, mobile, email or ID number, and on the
+    same name at the same company. The caller decides what the user may learn about them.
+    """
+    q = Q()
+    for value in {phone, mobile} - {""}:
+        digest = blind_index("phone", value)
+        q |= Q(phone_bidx=digest) | Q(mobile_bidx=digest)
+    if email:
+        q |= Q(email_bidx=blind_index("email", email))
+    if id_number:
+        q |= Q(id_number_bidx=blind_index("id_number", id_number))
+    if name and company:
+        q |= Q(name=name, company=company)
+    if not q:
+        return Customer.objects.none()
+    queryset = Customer.objects.filter(q)
+    if exclude_pk:
+        queryset = queryset.exclude(pk=exclude_pk)
+    return queryset
+
+
+def exact_search(queryset, text: str):
+    """Exact phone, email or ID number through the blind indexes (never by decrypting)."""
+    text = text.strip()
+    q = Q()
+    for normalize, kinds in (
+        (normalize_phone, [("phone", "phone_bidx"), ("phone", "mobile_bidx")]),
+        (normalize_email, [("email", "email_bidx")]),
+        (normalize_id_number, [("id_number", "id_number_bidx")]),
+    ):
+        try:
+            value = normalize(text)
+        except Exception:  # noqa: BLE001, S112 - not this kind of value; try the next
+            continue
+        for kind, column in kinds:
+            q |= Q(**{column: blind_index(kind, value)})
+    if not q:
+        return None
+    return queryset.filter(q)
+
+
+@transaction.atomic
+def customer_soft_delete(*, customer: Customer, by) -> None:
+    customer.deleted_at = timezone.now()
+    customer.deleted_by = by
+    customer._history_user = by
+    customer._change_reason = "deleted"
+    customer.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+
+
+@transaction.atomic
+def customer_restore(*, customer: Customer, by) -> None:
+    customer.deleted_at = None
+    customer.deleted_by = None
+    customer._history_user = by
+    customer._change_reason = "restored"
+    customer.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+
+
+def _history_columns() -> list[str]:
+    history_model = Customer.history.model
+    skip = {"history_id", "history_date", "history_type", "history_user", "history_change_reason", "history_relation"}
+    return [
+        f.column
+        for f in history_model._meta.concrete_fields
+        if f.name not in skip and not f.name.startswith("history_")
+    ]
+
+
+@transaction.atomic
+def customer_transfer(*, customer_ids: Iterable[int], to, by, reason: str = "") -> int:
+    """Give customers to another owner: one set-based UPDATE, however many customers.
+
+    In the same transaction: the object permissions the old owners held on these customers are
+    removed (they no longer own them), and a history row per customer records the change with who
+    and why, copied in SQL from the updated rows (ciphertext stays ciphertext).
+    """
+    if not to.is_active or not to.has_perm("customers.change_customer"):
+        raise TransferError("The new owner must be an active user who may edit customers.")
+    ids = list(dict.fromkeys(int(pk) for pk in customer_ids))
+    if not ids:
+        return 0
+    history = Customer.history.model
+    now = timezone.now()
+    total = 0
+    for start in range(0, len(ids), 5000):
+        batch = ids[start : start + 5000]
+        old_owners = Customer.objects.filter(pk__in=batch).exclude(owner=to).values("pk", "owner_id")
+        pairs = [(row["pk"], row["owner_id"]) for row in old_owners]
+        moving = [pk for pk, _ in pairs]
+        if not moving:
+            continue
+        for owner_id in {owner for _, owner in pairs if owner}:
+            CustomerUserObjectPermission.objects.filter(
+                user_id=owner_id, content_object_id__in=[pk for pk, owner in pairs if owner == owner_id]
+            ).delete()
+        total += Customer.objects.filter(pk__in=moving).update(owner=to, updated_at=now)
+        columns = _history_columns()
+        quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+        placeholders = ", ".join(["%s"] * len(moving))
+        sql = (
+            f"INSERT INTO {connection.ops.quote_name(history._meta.db_table)} "  # noqa: S608 - names from our models
+            f"({quoted}, history_date, history_type, history_user_id, history_change_reason) "
+            f"SELECT {quoted}, %s, '~', %s, %s FROM {connection.ops.quote_name(Customer._meta.db_table)} "
+            f"WHERE id IN ({placeholders})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [now, by.pk, (reason or "transfer")[:100], *moving])
+    return total
+
+
+def customer_share(*, customer: Customer, user=None, group=None, can_edit_too: bool = False, by) -> None:
+    """Share a customer read-only or editable with a colleague or a group (django-guardian grants)."""
+    target = user or group
+    if target is None:
+        raise ValueError("share with a user or a group")
+    with transaction.atomic():
+        assign_perm("customers.view_customer", target, customer)
+        if can_edit_too:
+            assign_perm("customers.change_customer", target, customer)
+        else:
+            remove_perm("customers.change_customer", target, customer)
+
+
+def customer_unshare(*, customer: Customer, user=None, group=None, by) -> None:
+    target = user or group
+    with transaction.atomic():
+        remove_perm("customers.view_customer", target, customer)
+        remove_perm("customers.change_customer", target, customer)
+
+
+def customer_reveal_field(*, user, customer_pk: int, field: str, request=None) -> str:
+    """The plaintext of one masked field of one customer, logged. Raises PermissionDenied/Http404."""
+    from django.core.exceptions import PermissionDenied
+
+    if field not in REVEALABLE_FIELDS:
+        raise PermissionDenied("not a revealable field")
+    if not user.has_perm("customers.reveal_sensitive_data"):
+        raise PermissionDenied("no reveal permission")
+    customer = get_customer_for(user, customer_pk)
+    value = getattr(customer, field) or ""
+    log_personal_data_access(
+        user=user,
+        action=PersonalDataAccess.Action.REVEAL,
+        object_type="customers.customer",
+        object_id=customer.pk,
+        object_label=customer.code,
+        field=field,
+        request=request,
+    )
+    return value
+
+
+__all__ = [
+    "TransferError",
+    "can_edit",
+    "customer_reveal_field",
+    "customer_restore",
+    "customer_save",
+    "customer_share",
+    "customer_soft_delete",
+    "customer_transfer",
+    "customer_unshare",
+    "exact_search",
+    "find_duplicates",
+]
