@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv lint format check messages clean
+.PHONY: run test venv lint format check messages clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("CIMS needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -37,6 +37,12 @@ format: venv
 check: venv
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py check
+
+## Benchmark of the customer archive on PostgreSQL (not a test; see docs/performance.md). Builds or reuses
+## the database BENCH_DATABASE_URL with BENCH_CUSTOMERS customers, then prints a Markdown table.
+bench: venv
+	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench}" \
+	  $(PY) manage.py bench_customers --customers "$${BENCH_CUSTOMERS:-100000}" $(BENCH_ARGS)
 
 ## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
 messages: venv

@@ -90,6 +90,12 @@ class Department(models.Model):
         related_name="headed_departments",
     )
     sort_order = models.PositiveIntegerField(_("sort order"), default=0)
+    # Members of the department (employees with a login) are kept in this group, so a customer can
+    # be shared with a whole department through django-guardian group permissions.
+    group = models.OneToOneField(
+        "auth.Group", verbose_name=_("member group"), null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+        related_name="department",
+    )  # fmt: skip
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     objects = DepartmentQuerySet.as_manager()

@@ -14,6 +14,7 @@ detection never decrypt the table.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -71,7 +72,12 @@ def decrypt(token: str, *, aad: str) -> str:
     cipher = _ring()[1].get(kid)
     if cipher is None:
         raise DecryptionError(f"key {kid!r} is not in FIELD_ENCRYPTION_KEYS")
-    raw = base64.urlsafe_b64decode(payload)
+    try:
+        raw = base64.urlsafe_b64decode(payload)
+    except (binascii.Error, ValueError):
+        raise DecryptionError("damaged value: not base64") from None
+    if len(raw) < NONCE_BYTES + 16:  # a nonce and the GCM tag at least
+        raise DecryptionError("damaged value: too short")
     try:
         return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad.encode("utf-8")).decode("utf-8")
     except InvalidTag:

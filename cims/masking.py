@@ -10,10 +10,12 @@ def mask_phone(value: str) -> str:
     if not value:
         return ""
     digits = re.sub(r"\D", "", value)
-    if digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
+    if value.lstrip().startswith("+86") or (digits.startswith("86") and len(digits) == 13):
+        digits = digits[2:]  # the country code is not part of what people read (landlines too)
+    if len(digits) <= 4:
+        return "****"  # too short to show any part without showing all of it
     if len(digits) <= 7:
-        return digits[:1] + "*" * max(len(digits) - 3, 1) + digits[-2:]
+        return digits[:1] + "*" * (len(digits) - 3) + digits[-2:]
     return digits[:3] + "****" + digits[-4:]
 
 

@@ -19,6 +19,10 @@ def normalize_phone(value: str, region: str = "CN") -> str:
     value = fold_width(value)
     if not value:
         return ""
+    if any(ch.isalpha() for ch in value):
+        # phonenumbers reads letters as keypad digits (1-800-FLOWERS); a customer code such as
+        # C2026-000123 must not turn into a phone number.
+        raise ValidationError(_("“%(value)s” is not a phone number.") % {"value": value}, code="invalid_phone")
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:

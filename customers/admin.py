@@ -109,3 +109,12 @@ class CustomerAdmin(SimpleHistoryAdmin):
 
     def get_queryset(self, request):
         return Customer.all_objects.all()
+
+    def get_search_results(self, request, queryset, search_term):
+        # Exact phone, email or ID number through the blind indexes; codes and names as usual.
+        from customers.services import exact_search
+
+        found = exact_search(queryset, search_term) if search_term else None
+        if found is not None and found.exists():
+            return found, False
+        return super().get_search_results(request, queryset, search_term)

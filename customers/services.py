@@ -32,14 +32,20 @@ def customer_save(
     customer._history_user = by
     customer.save()
     for contact in removed_contacts:
-        if contact.pk:
+        # Only this customer's own contacts: a posted id of another customer's contact deletes nothing.
+        if contact.pk and contact.customer_id == customer.pk:
+            contact._history_user = by
             contact.delete()
-    # Demote first so the one-primary constraint holds while the rows change.
-    contacts = list(contacts)
+    # The one-primary constraint must hold after every row: a primary contact not in the list is
+    # demoted first, and the listed contacts are saved non-primary first (a primary demoted in the
+    # form is saved before its successor). Saved one by one so that the history shows each change.
+    contacts = sorted(contacts, key=lambda c: c.is_primary)
     if any(c.is_primary for c in contacts):
-        Contact.objects.filter(customer=customer, is_primary=True).exclude(
-            pk__in=[c.pk for c in contacts if c.pk and c.is_primary]
-        ).update(is_primary=False)
+        listed = [c.pk for c in contacts if c.pk]
+        for previous in Contact.objects.filter(customer=customer, is_primary=True).exclude(pk__in=listed):
+            previous.is_primary = False
+            previous._history_user = by
+            previous.save(update_fields=["is_primary"])
     for contact in contacts:
         contact.customer = customer
         contact._history_user = by
@@ -84,6 +90,8 @@ def exact_search(queryset, text: str):
             value = normalize(text)
         except Exception:  # noqa: BLE001, S112 - not this kind of value; try the next
             continue
+        if not value:
+            continue  # an empty blind index would match every customer without that field
         for kind, column in kinds:
             q |= Q(**{column: blind_index(kind, value)})
     if not q:
@@ -156,9 +164,35 @@ def customer_transfer(*, customer_ids: Iterable[int], to, by, reason: str = "") 
             f"SELECT {quoted}, %s, '~', %s, %s FROM {connection.ops.quote_name(Customer._meta.db_table)} "
             f"WHERE id IN ({placeholders})"
         )
+        # Adapted like the ORM does, so these rows sort and compare with the others (SQLite
+        # stores text; a raw aware datetime would be written with an offset the ORM never writes).
+        stamp = connection.ops.adapt_datetimefield_value(now)
         with connection.cursor() as cursor:
-            cursor.execute(sql, [now, by.pk, (reason or "transfer")[:100], *moving])
+            cursor.execute(sql, [stamp, by.pk, (reason or "transfer")[:100], *moving])
+            cursor.execute(*_tags_history_sql(moving, stamp))
     return total
+
+
+def _tags_history_sql(customer_ids: list[int], stamp) -> tuple[str, list]:
+    """Copy each moved customer's tags into the m2m history of the rows just inserted.
+
+    simple-history keeps the tags of every history row in a table of its own; a history row
+    without them reads as "all tags removed" in the change history.
+    """
+    from django.apps import apps
+
+    history = Customer.history.model
+    tags_history = apps.get_model(history._meta.app_label, f"{history.__name__}_tags")
+    through = Customer.tags.through
+    q = connection.ops.quote_name
+    placeholders = ", ".join(["%s"] * len(customer_ids))
+    sql = (
+        f"INSERT INTO {q(tags_history._meta.db_table)} (id, customer_id, tag_id, history_id) "  # noqa: S608 - names from our models
+        f"SELECT t.id, t.customer_id, t.tag_id, h.history_id FROM {q(through._meta.db_table)} t "
+        f"JOIN {q(history._meta.db_table)} h ON h.id = t.customer_id "
+        f"WHERE h.history_date = %s AND h.history_type = '~' AND h.id IN ({placeholders})"
+    )
+    return sql, [stamp, *customer_ids]
 
 
 def customer_share(*, customer: Customer, user=None, group=None, can_edit_too: bool = False, by) -> None:
@@ -203,9 +237,35 @@ def customer_reveal_field(*, user, customer_pk: int, field: str, request=None) -
     return value
 
 
+@transaction.atomic
+def customer_bulk_tag(*, customer_ids: Iterable[int], tag, by) -> int:
+    """Add ``tag`` to several customers (a page's selection, bounded by the caller), all or nothing.
+
+    Through ``tags.add`` one customer at a time so that each gets its history row with the tags
+    as they now are; customers that already carry the tag are left alone (no empty history rows).
+    """
+    changed = 0
+    for customer in Customer.objects.filter(pk__in=list(customer_ids)).exclude(tags=tag):
+        customer._history_user = by
+        customer.tags.add(tag)
+        changed += 1
+    return changed
+
+
+@transaction.atomic
+def customer_bulk_soft_delete(*, customer_ids: Iterable[int], by) -> int:
+    """Move several customers (a page's selection, bounded by the caller) to the recycle bin."""
+    customers = list(Customer.objects.filter(pk__in=list(customer_ids)))
+    for customer in customers:
+        customer_soft_delete(customer=customer, by=by)
+    return len(customers)
+
+
 __all__ = [
     "TransferError",
     "can_edit",
+    "customer_bulk_soft_delete",
+    "customer_bulk_tag",
     "customer_reveal_field",
     "customer_restore",
     "customer_save",

@@ -9,4 +9,15 @@
       event.preventDefault();
     }
   });
+  // A header checkbox with data-select-all="NAME" ticks every checkbox named NAME on the page.
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    var name = box.getAttribute && box.getAttribute("data-select-all");
+    if (!name) {
+      return;
+    }
+    document.querySelectorAll('input[type=checkbox][name="' + name + '"]').forEach(function (item) {
+      item.checked = box.checked;
+    });
+  });
 })();

@@ -70,3 +70,36 @@ def test_it_shows_the_tree_to_a_manager_read_only(manager, client_for):
 @pytest.mark.parametrize("role", ["sales", "service", "analyst"])
 def test_it_refuses_the_tree_to_other_roles(cast, client_for, role):
     assert client_for(cast[role]).get(reverse("accounts:department_list")).status_code == 403
+
+
+def test_it_keeps_a_member_group_per_department(administrator, sales_rep, client_for):
+    from accounts.services import department_save, employee_save
+
+    client_for(administrator).post(CREATE, {"name": "销售三部", "sort_order": 0})
+    third = Department.objects.get(name="销售三部")
+    assert third.group is not None and "销售三部" in third.group.name
+    fourth = department_save(department=Department(name="销售四部"))
+
+    employee = employee_save(employee=EmployeeFactory.build(department=third, user=sales_rep))
+    assert sales_rep.groups.filter(pk=third.group_id).exists()
+
+    employee.department = fourth
+    employee_save(employee=employee)
+    assert not sales_rep.groups.filter(pk=third.group_id).exists()
+    assert sales_rep.groups.filter(pk=fourth.group_id).exists()
+    assert sales_rep.groups.filter(name="sales").exists()  # the role group is untouched
+
+    employee.is_active = False
+    employee_save(employee=employee)
+    assert not sales_rep.groups.filter(department__isnull=False).exists()
+
+
+def test_it_renames_the_member_group_with_the_department(administrator, client_for):
+    from accounts.services import department_save
+
+    department = department_save(department=Department(name="旧名"))
+    client_for(administrator).post(
+        reverse("accounts:department_edit", args=[department.pk]), {"name": "新名", "sort_order": 0}
+    )
+    department.refresh_from_db()
+    assert department.group.name.endswith("新名")

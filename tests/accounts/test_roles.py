@@ -44,3 +44,15 @@ def test_it_applies_the_matrix_idempotently(db):
     apply_role_matrix(apps)
     after = {g.name: g.permissions.count() for g in Group.objects.all()}
     assert before == after
+
+
+def test_it_documents_the_matrix_in_force(db):
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from accounts.management.commands.role_matrix import END, START, render_matrix
+
+    doc = (Path(settings.BASE_DIR) / "docs" / "roles.md").read_text(encoding="utf-8")
+    documented = doc.split(START, 1)[1].split(END, 1)[0].strip()
+    assert documented == render_matrix(), "docs/roles.md is stale: run `manage.py role_matrix --write`"
