@@ -35,7 +35,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Departments"), "accounts:department_list", "diagram-3", "accounts.view_department", _("Organisation")),
     NavItem(_("Recycle bin"), "customers:recycle_bin", "trash", "customers.restore_customer", _("System")),
     NavItem(_("Access log"), "customers:access_log", "eye", "cims.view_personaldataaccess", _("System")),
-    NavItem(_("System settings"), "customers:settings", "sliders", "customers.change_customerlevel", _("System")),
+    NavItem(_("System settings"), "customers:settings", "sliders", "customers.change_tag", _("System")),
 ]
 
 

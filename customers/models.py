@@ -466,7 +466,7 @@ class Contract(models.Model):
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="contracts"
     )
     number = models.CharField(_("contract number"), max_length=32, unique=True, blank=True)
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(_("contract title"), max_length=200)
     amount = models.DecimalField(_("amount (CNY)"), max_digits=14, decimal_places=2)
     start_date = models.DateField(_("start date"))
     end_date = models.DateField(_("end date"))

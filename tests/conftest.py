@@ -26,6 +26,8 @@ def _test_server_settings():
         CSRF_COOKIE_SECURE=False,
         SECURE_HSTS_SECONDS=0,
         STORAGES=storages,
+        # Hashing strength is not under test; PBKDF2 at full cost made every cast user take ~0.3 s.
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
     override.enable()
     yield

@@ -46,7 +46,7 @@ def test_it_records_a_heartbeat(db):
     assert beat.beats == 2 and beat.is_fresh
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_runs_a_task_through_the_file_system_broker(tmp_path):
     folder = tmp_path / "queue"
     folder.mkdir()
@@ -67,7 +67,7 @@ def test_it_runs_a_task_through_the_file_system_broker(tmp_path):
 
 @pytest.mark.redis
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a real Redis broker: set REDIS_URL")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_runs_a_task_through_redis():
     app = _app(os.environ["REDIS_URL"], {"visibility_timeout": 3600})
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10):

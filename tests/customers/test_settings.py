@@ -23,6 +23,9 @@ KINDS = [
     "custom-fields",
 ]
 
+# The shipped lookups come from migrations: every test here needs the (non-transactional) database.
+pytestmark = pytest.mark.django_db
+
 
 def list_url(kind: str) -> str:
     return reverse("customers:lookup_list", args=[kind])
