@@ -68,6 +68,13 @@ class Command(BaseCommand):
                 if department.head_id is None:
                     department.head = User.objects.get(username=username)
                     department.save(update_fields=["head"])
+        from django.core.management import call_command
+
+        from customers.models import Customer
+
+        if not Customer.all_objects.exists():
+            # A first start gets a small archive to look at; seed_demo makes large ones.
+            call_command("seed_demo", customers=300, not_production=True, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Demo logins (password for all: {DEMO_PASSWORD}):"))
         for username, name, role, _department, _position in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role:<9} {name}")
