@@ -195,7 +195,12 @@ class CustomerForm(ProtectedFieldsMixin, forms.ModelForm):
                 current = getattr(instance, f"{name}_id")
                 self.fields[name].queryset = model.objects.filter(Q(is_active=True) | Q(pk=current))
 
-        if user.has_perm("customers.change_all_customers"):
+        # Choosing the owner of a new customer needs change_all_customers; changing it later is a
+        # transfer and needs transfer_customer too.
+        may_choose_owner = user.has_perm("customers.change_all_customers") and (
+            instance.pk is None or user.has_perm("customers.transfer_customer")
+        )
+        if may_choose_owner:
             owner = self.fields["owner"]
             owner.queryset = owner_choices()
             owner.help_text = _("Leave empty to own the customer yourself.")

@@ -135,6 +135,8 @@ def customer_transfer(*, customer_ids: Iterable[int], to, by, reason: str = "") 
     removed (they no longer own them), and a history row per customer records the change with who
     and why, copied in SQL from the updated rows (ciphertext stays ciphertext).
     """
+    if not by.has_perm("customers.transfer_customer"):
+        raise TransferError("Only users with the transfer permission may change a customer's owner.")
     if not to.is_active or not to.has_perm("customers.change_customer"):
         raise TransferError("The new owner must be an active user who may edit customers.")
     ids = list(dict.fromkeys(int(pk) for pk in customer_ids))
@@ -145,6 +147,10 @@ def customer_transfer(*, customer_ids: Iterable[int], to, by, reason: str = "") 
     total = 0
     for start in range(0, len(ids), 5000):
         batch = ids[start : start + 5000]
+        # Only customers within the actor's own reach move, whoever calls the service; a refusal in
+        # any batch rolls back the earlier ones (the function is atomic).
+        if Customer.objects.visible_to(by).filter(pk__in=batch).count() != len(batch):
+            raise TransferError("Some of these customers are outside your reach; nothing was transferred.")
         old_owners = Customer.objects.filter(pk__in=batch).exclude(owner=to).values("pk", "owner_id")
         pairs = [(row["pk"], row["owner_id"]) for row in old_owners]
         moving = [pk for pk, _ in pairs]

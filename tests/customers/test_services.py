@@ -1,7 +1,7 @@
 """Services of the customer archive: each one's rule and its failure."""
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, IntegrityError
 from django.http import Http404
@@ -335,3 +335,24 @@ def test_it_soft_deletes_and_restores_with_history(sales_rep, manager):
         ("~", "restored", manager),
     ]
     assert rows[1].deleted_at is not None and rows[2].deleted_at is None
+
+
+def test_it_refuses_a_transfer_by_a_user_without_the_transfer_permission(sales_rep, other_sales_rep):
+    customer = CustomerFactory(owner=sales_rep)
+    with pytest.raises(TransferError):
+        customer_transfer(customer_ids=[customer.pk], to=other_sales_rep, by=sales_rep)
+    customer.refresh_from_db()
+    assert customer.owner == sales_rep
+
+
+def test_it_refuses_a_transfer_of_customers_outside_the_actors_reach(sales_rep, other_sales_rep):
+    # A rep given the transfer permission still moves only customers they may see.
+    sales_rep.user_permissions.add(Permission.objects.get(codename="transfer_customer"))
+    sales_rep = type(sales_rep).objects.get(pk=sales_rep.pk)  # fresh permission cache
+    mine = CustomerFactory(owner=sales_rep)
+    theirs = CustomerFactory(owner=other_sales_rep)
+    with pytest.raises(TransferError):
+        customer_transfer(customer_ids=[mine.pk, theirs.pk], to=sales_rep, by=sales_rep)
+    theirs.refresh_from_db()
+    mine.refresh_from_db()
+    assert theirs.owner == other_sales_rep and mine.owner == sales_rep
