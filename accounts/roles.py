@@ -59,6 +59,9 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.reveal_sensitive_data",
         "customers.transfer_customer",
         "customers.restore_customer",
+        "customers.import_customers",
+        "customers.export_customers",
+        "customers.merge_customers",
         "customers.view_contact",
         "customers.add_contact",
         "customers.change_contact",
@@ -79,6 +82,9 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.change_customer",
         "customers.view_personal_data",
         "customers.reveal_sensitive_data",
+        # Imports create customers the rep owns; exports cover what the rep sees, as on screen.
+        "customers.import_customers",
+        "customers.export_customers",
         "customers.view_contact",
         "customers.add_contact",
         "customers.change_contact",
@@ -96,6 +102,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         # Every customer's name and service history, personal fields masked, read-only.
         "customers.view_customer",
         "customers.view_all_customers",
+        "customers.export_customers",
         "customers.view_contact",
         "customers.view_transaction",
         "customers.view_contract",

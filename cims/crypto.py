@@ -84,6 +84,26 @@ def decrypt(token: str, *, aad: str) -> str:
         raise DecryptionError("authentication failed") from None
 
 
+def encrypt_bytes(data: bytes, *, aad: str) -> bytes:
+    """Binary form for large blobs (import files and plans): ``<kid>:`` ‖ nonce ‖ ciphertext ‖ tag."""
+    primary, ciphers = _ring()
+    nonce = os.urandom(NONCE_BYTES)
+    return primary.encode("ascii") + b":" + nonce + ciphers[primary].encrypt(nonce, data, aad.encode("utf-8"))
+
+
+def decrypt_bytes(blob: bytes, *, aad: str) -> bytes:
+    kid, sep, raw = bytes(blob).partition(b":")
+    cipher = _ring()[1].get(kid.decode("ascii", "replace")) if sep else None
+    if cipher is None:
+        raise DecryptionError("unknown key or not an encrypted blob")
+    if len(raw) < NONCE_BYTES + 16:
+        raise DecryptionError("damaged value: too short")
+    try:
+        return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad.encode("utf-8"))
+    except InvalidTag:
+        raise DecryptionError("authentication failed") from None
+
+
 def key_id_of(token: str) -> str | None:
     parts = token.split(":", 2)
     return parts[1] if len(parts) == 3 and parts[0] == PREFIX else None

@@ -30,10 +30,21 @@ def next_sequence_value(name: str) -> int:
     If the caller's transaction rolls back, the number is released with it (no gaps on failure
     would require serialising every creation; gaps are harmless, duplicates are not).
     """
+    return next_sequence_block(name, 1)
+
+
+def next_sequence_block(name: str, count: int) -> int:
+    """Reserve ``count`` consecutive values of sequence ``name`` in one update; returns the first.
+
+    Bulk writers (imports) number a whole batch with one row lock instead of one per record.
+    """
+    if count < 1:
+        raise ValueError("count must be at least 1")
     with transaction.atomic():
         Sequence.objects.get_or_create(name=name)
-        Sequence.objects.filter(name=name).update(last_value=F("last_value") + 1)
-        return Sequence.objects.filter(name=name).values_list("last_value", flat=True).get()
+        Sequence.objects.filter(name=name).update(last_value=F("last_value") + count)
+        last = Sequence.objects.filter(name=name).values_list("last_value", flat=True).get()
+        return last - count + 1
 
 
 class Heartbeat(models.Model):
@@ -78,6 +89,9 @@ class PersonalDataAccess(models.Model):
     object_label = models.CharField(_("object"), max_length=64, blank=True)
     field = models.CharField(_("field"), max_length=64, blank=True)
     rows = models.PositiveIntegerField(_("rows"), default=1)
+    # For exports and imports: the filter or file, never a personal value; masked or in clear.
+    detail = models.CharField(_("details"), max_length=500, blank=True)
+    masked = models.BooleanField(_("masked"), null=True, blank=True)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
 
@@ -92,7 +106,17 @@ class PersonalDataAccess(models.Model):
 
 
 def log_personal_data_access(
-    *, user, action: str, object_type: str, object_id="", object_label="", field="", rows=1, request=None
+    *,
+    user,
+    action: str,
+    object_type: str,
+    object_id="",
+    object_label="",
+    field="",
+    rows=1,
+    detail="",
+    masked=None,
+    request=None,
 ):
     from cims.request_ip import client_ip
 
@@ -104,5 +128,7 @@ def log_personal_data_access(
         object_label=object_label[:64],
         field=field,
         rows=rows,
+        detail=detail[:500],
+        masked=masked,
         ip_address=client_ip(request) if request is not None else None,
     )

@@ -309,6 +309,16 @@ class Customer(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Set on a record merged away into another (customers.merging): it stays, in the recycle bin,
+    # so that its history and the merge can be traced.
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="merged_from",
+    )
 
     objects = AliveManager()
     all_objects = CustomerQuerySet.as_manager()
@@ -327,6 +337,10 @@ class Customer(models.Model):
             ("reveal_sensitive_data", _("Can reveal a masked field (logged)")),
             ("transfer_customer", _("Can transfer customers to another owner")),
             ("restore_customer", _("Can restore customers from the recycle bin")),
+            ("import_customers", _("Can import customers from files")),
+            ("export_customers", _("Can export customer lists")),
+            ("export_unmasked_customers", _("Can export personal fields unmasked")),
+            ("merge_customers", _("Can find and merge duplicate customers")),
         ]
         indexes = [
             models.Index(fields=["owner", "-id"], name="customer_owner_id"),
@@ -509,3 +523,114 @@ class Contract(models.Model):
             year = timezone.localdate().year
             self.number = f"HT{year}-{next_sequence_value(f'contract:{year}'):06d}"
         super().save(*args, **kwargs)
+
+
+# --- Imports (批量导入) ------------------------------------------------------------------------
+
+
+class ImportJob(models.Model):
+    """One uploaded file on its way into the archive: checked (dry run), then confirmed.
+
+    The dry run reads the file once and stores its plan (each row's action and normalised values)
+    encrypted in ImportChunk rows; confirming writes exactly that plan in transactional batches.
+    ``rows_done`` advances in the same transaction as each batch, so a crash leaves whole batches
+    and the job resumes after the last one.
+    """
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", _("Uploaded")
+        CHECKING = "checking", _("Checking")
+        CHECKED = "checked", _("Ready to import")
+        IMPORTING = "importing", _("Importing")
+        DONE = "done", _("Imported")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class OnDuplicate(models.TextChoices):
+        SKIP = "skip", _("Skip duplicates")
+        UPDATE = "update", _("Update the existing customer")
+        CREATE = "create", _("Create anyway")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("imported by"), on_delete=models.PROTECT, related_name="+"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("Owner of the imported customers unless a row names another."),
+    )
+    on_duplicate = models.CharField(
+        _("duplicates"), max_length=8, choices=OnDuplicate.choices, default=OnDuplicate.SKIP
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.UPLOADED)
+
+    file_name = models.CharField(_("file name"), max_length=255)
+    file_size = models.BigIntegerField(_("file size"), default=0)
+    file_sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    file_format = models.CharField(_("format"), max_length=8, blank=True)
+    encoding = models.CharField(_("encoding"), max_length=16, blank=True)
+    columns = models.JSONField(_("columns"), default=list, blank=True)
+
+    total_rows = models.PositiveIntegerField(_("rows in the file"), default=0)
+    rows_checked = models.PositiveIntegerField(_("rows checked"), default=0)
+    to_create = models.PositiveIntegerField(_("to create"), default=0)
+    to_update = models.PositiveIntegerField(_("to update"), default=0)
+    to_skip = models.PositiveIntegerField(_("to skip"), default=0)
+    rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    errors = models.JSONField(_("rejected rows"), default=list, blank=True)
+
+    plan_rows = models.PositiveIntegerField(_("rows in the plan"), default=0)
+    rows_done = models.PositiveIntegerField(_("rows done"), default=0)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    skipped = models.PositiveIntegerField(_("skipped"), default=0)
+
+    message = models.TextField(_("message"), blank=True)
+    task_id = models.CharField(_("task"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("uploaded at"), default=timezone.now, db_index=True)
+    heartbeat_at = models.DateTimeField(_("last progress"), null=True, blank=True)
+    checked_at = models.DateTimeField(_("checked at"), null=True, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("customer import")
+        verbose_name_plural = _("customer imports")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.file_name}"
+
+    @property
+    def label(self) -> str:
+        """How the import is named in history rows (history_change_reason, at most 100 characters)."""
+        return f"import #{self.pk}: {self.file_name}"[:100]
+
+
+class ImportChunk(models.Model):
+    """A piece of an import's data, compressed and encrypted (personal data is never stored plain).
+
+    ``source``: the uploaded file, in pieces; ``plan``: the dry run's decisions, a batch of rows per
+    chunk; ``rejects``: the rejected rows with their reasons, for the error file.
+    """
+
+    SOURCE, PLAN, REJECTS = "source", "plan", "rejects"
+    KINDS = [(SOURCE, _("Uploaded file")), (PLAN, _("Plan")), (REJECTS, _("Rejected rows"))]
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
+    kind = models.CharField(max_length=8, choices=KINDS)
+    seq = models.PositiveIntegerField()
+    rows = models.PositiveIntegerField(default=0)
+    data = models.BinaryField()
+
+    class Meta:
+        verbose_name = _("import data")
+        verbose_name_plural = _("import data")
+        constraints = [models.UniqueConstraint(fields=["job", "kind", "seq"], name="import_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}/{self.kind}/{self.seq}"

@@ -142,7 +142,6 @@ def customer_transfer(*, customer_ids: Iterable[int], to, by, reason: str = "") 
     ids = list(dict.fromkeys(int(pk) for pk in customer_ids))
     if not ids:
         return 0
-    history = Customer.history.model
     now = timezone.now()
     total = 0
     for start in range(0, len(ids), 5000):
@@ -161,25 +160,40 @@ def customer_transfer(*, customer_ids: Iterable[int], to, by, reason: str = "") 
                 user_id=owner_id, content_object_id__in=[pk for pk, owner in pairs if owner == owner_id]
             ).delete()
         total += Customer.objects.filter(pk__in=moving).update(owner=to, updated_at=now)
-        columns = _history_columns()
-        quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-        placeholders = ", ".join(["%s"] * len(moving))
-        sql = (
-            f"INSERT INTO {connection.ops.quote_name(history._meta.db_table)} "  # noqa: S608 - names from our models
-            f"({quoted}, history_date, history_type, history_user_id, history_change_reason) "
-            f"SELECT {quoted}, %s, '~', %s, %s FROM {connection.ops.quote_name(Customer._meta.db_table)} "
-            f"WHERE id IN ({placeholders})"
-        )
-        # Adapted like the ORM does, so these rows sort and compare with the others (SQLite
-        # stores text; a raw aware datetime would be written with an offset the ORM never writes).
-        stamp = connection.ops.adapt_datetimefield_value(now)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [stamp, by.pk, (reason or "transfer")[:100], *moving])
-            cursor.execute(*_tags_history_sql(moving, stamp))
+        record_history_bulk(moving, history_type="~", by=by, reason=reason or "transfer", when=now)
     return total
 
 
-def _tags_history_sql(customer_ids: list[int], stamp) -> tuple[str, list]:
+def record_history_bulk(customer_ids: list[int], *, history_type: str, by, reason: str, when=None) -> None:
+    """One django-simple-history row per customer, copied in SQL from the rows as they now are.
+
+    For set-based writes (transfers, imports, merges) that bypass ``save()``: the history table
+    gets what ``save()`` would have written, ciphertext staying ciphertext, tags included.
+    ``history_type`` is "+" (created), "~" (changed) or "-" (deleted).
+    """
+    if not customer_ids:
+        return
+    history = Customer.history.model
+    stamp = connection.ops.adapt_datetimefield_value(when or timezone.now())
+    columns = _history_columns()
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    for start in range(0, len(customer_ids), 5000):
+        batch = list(customer_ids[start : start + 5000])
+        placeholders = ", ".join(["%s"] * len(batch))
+        sql = (
+            f"INSERT INTO {connection.ops.quote_name(history._meta.db_table)} "  # noqa: S608 - names from our models
+            f"({quoted}, history_date, history_type, history_user_id, history_change_reason) "
+            f"SELECT {quoted}, %s, %s, %s, %s FROM {connection.ops.quote_name(Customer._meta.db_table)} "
+            f"WHERE id IN ({placeholders})"
+        )
+        # The stamp is adapted like the ORM does, so these rows sort and compare with the others
+        # (SQLite stores text; a raw aware datetime would be written with an offset the ORM never writes).
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [stamp, history_type, getattr(by, "pk", None), reason[:100], *batch])
+            cursor.execute(*_tags_history_sql(batch, stamp, history_type))
+
+
+def _tags_history_sql(customer_ids: list[int], stamp, history_type: str = "~") -> tuple[str, list]:
     """Copy each moved customer's tags into the m2m history of the rows just inserted.
 
     simple-history keeps the tags of every history row in a table of its own; a history row
@@ -196,9 +210,9 @@ def _tags_history_sql(customer_ids: list[int], stamp) -> tuple[str, list]:
         f"INSERT INTO {q(tags_history._meta.db_table)} (id, customer_id, tag_id, history_id) "  # noqa: S608 - names from our models
         f"SELECT t.id, t.customer_id, t.tag_id, h.history_id FROM {q(through._meta.db_table)} t "
         f"JOIN {q(history._meta.db_table)} h ON h.id = t.customer_id "
-        f"WHERE h.history_date = %s AND h.history_type = '~' AND h.id IN ({placeholders})"
+        f"WHERE h.history_date = %s AND h.history_type = %s AND h.id IN ({placeholders})"
     )
-    return sql, [stamp, *customer_ids]
+    return sql, [stamp, history_type, *customer_ids]
 
 
 def customer_share(*, customer: Customer, user=None, group=None, can_edit_too: bool = False, by) -> None:
@@ -281,4 +295,5 @@ __all__ = [
     "customer_unshare",
     "exact_search",
     "find_duplicates",
+    "record_history_bulk",
 ]
