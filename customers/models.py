@@ -582,6 +582,7 @@ class ImportJob(models.Model):
     to_skip = models.PositiveIntegerField(_("to skip"), default=0)
     rejected = models.PositiveIntegerField(_("rejected"), default=0)
     errors = models.JSONField(_("rejected rows"), default=list, blank=True)
+    duplicates = models.JSONField(_("duplicate rows"), default=list, blank=True)
 
     plan_rows = models.PositiveIntegerField(_("rows in the plan"), default=0)
     rows_done = models.PositiveIntegerField(_("rows done"), default=0)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers import editing, views
+from customers import editing, export_views, import_views, merge_views, views
 
 app_name = "customers"
 
@@ -30,4 +30,20 @@ urlpatterns = [
     path("settings/<slug:kind>/", editing.lookup_list, name="lookup_list"),
     path("settings/<slug:kind>/new/", editing.lookup_create, name="lookup_create"),
     path("settings/<slug:kind>/<int:pk>/", editing.lookup_edit, name="lookup_edit"),
+    # Import (customers/import_views.py, engine in customers/importing/)
+    path("import/", import_views.import_start, name="import"),
+    path("import/template/", import_views.import_template, name="import_template"),
+    path("import/jobs/", import_views.import_jobs, name="import_jobs"),
+    path("import/jobs/<int:pk>/", import_views.import_job, name="import_job"),
+    path("import/jobs/<int:pk>/status/", import_views.import_job_status, name="import_job_status"),
+    path("import/jobs/<int:pk>/confirm/", import_views.import_confirm, name="import_confirm"),
+    path("import/jobs/<int:pk>/cancel/", import_views.import_cancel, name="import_cancel"),
+    path("import/jobs/<int:pk>/errors/", import_views.import_errors, name="import_errors"),
+    # Export (customers/export_views.py, writers in customers/exporting.py)
+    path("export/", export_views.customer_export, name="export"),
+    path("export/transactions/", export_views.transaction_export, name="export_transactions"),
+    path("export/contracts/", export_views.contract_export, name="export_contracts"),
+    # Duplicates already in the archive, and merging (customers/merge_views.py, customers/merging.py)
+    path("duplicates/archive/", merge_views.duplicate_list, name="duplicates"),
+    path("merge/<int:pk>/<int:other>/", merge_views.customer_merge, name="merge"),
 ]
