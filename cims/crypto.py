@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
 from functools import lru_cache
 
@@ -193,3 +194,34 @@ class BlindIndexField(models.CharField):
         value = blind_index(self.kind, getattr(model_instance, self.source) or "")
         setattr(model_instance, self.attname, value)
         return value
+
+
+class EncryptedJSONField(EncryptedTextField):
+    """A JSON value (list or dict) stored encrypted, for small structured data that may hold personal
+    values, such as the rejected rows of an import with their reasons."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("default", list)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if kwargs.get("default") is list:
+            del kwargs["default"]
+        return name, path, args, kwargs
+
+    def from_db_value(self, value, expression, connection):
+        text = super().from_db_value(value, expression, connection)
+        return json.loads(text) if text else self.get_default()
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            return json.loads(value) if value else self.get_default()
+        return value
+
+    def get_prep_value(self, value):
+        if hasattr(value, "resolve_expression"):
+            return value
+        if value is None:
+            return ""
+        return encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")), aad=self.aad)

@@ -26,6 +26,8 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Dashboard"), "reports:dashboard", "speedometer2"),
     NavItem(_("Customers"), "customers:list", "people", "customers.view_customer", _("Customers")),
     NavItem(_("Phone book"), "customers:phonebook", "journal-text", "customers.view_contact", _("Customers")),
+    NavItem(_("Import"), "customers:import", "upload", "customers.import_customers", _("Customers")),
+    NavItem(_("Duplicates"), "customers:duplicates", "intersect", "customers.merge_customers", _("Customers")),
     NavItem(_("Follow-ups"), "followups:list", "chat-left-text", "followups.view_followup", _("Sales")),
     NavItem(_("Opportunities"), "followups:pipeline", "kanban", "followups.view_opportunity", _("Sales")),
     NavItem(_("Tickets"), "complaints:list", "life-preserver", "complaints.view_ticket", _("Service")),

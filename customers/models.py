@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
-from cims.crypto import BlindIndexField, EncryptedTextField
+from cims.crypto import BlindIndexField, EncryptedJSONField, EncryptedTextField
 from cims.models import next_sequence_value
 
 # --- Lookups (系统设置) -------------------------------------------------------------------------
@@ -581,8 +581,9 @@ class ImportJob(models.Model):
     to_update = models.PositiveIntegerField(_("to update"), default=0)
     to_skip = models.PositiveIntegerField(_("to skip"), default=0)
     rejected = models.PositiveIntegerField(_("rejected"), default=0)
-    errors = models.JSONField(_("rejected rows"), default=list, blank=True)
-    duplicates = models.JSONField(_("duplicate rows"), default=list, blank=True)
+    # Encrypted: a reason may quote the value it refuses ("“1381234” is not a valid phone number").
+    errors = EncryptedJSONField(_("rejected rows"))
+    duplicates = EncryptedJSONField(_("duplicate rows"))
 
     plan_rows = models.PositiveIntegerField(_("rows in the plan"), default=0)
     rows_done = models.PositiveIntegerField(_("rows done"), default=0)
