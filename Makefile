@@ -38,11 +38,14 @@ check: venv
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py check
 
-## Benchmark of the customer archive on PostgreSQL (not a test; see docs/performance.md). Builds or reuses
-## the database BENCH_DATABASE_URL with BENCH_CUSTOMERS customers, then prints a Markdown table.
+## Benchmarks on PostgreSQL (not tests; see docs/performance.md): the customer archive on BENCH_DATABASE_URL
+## with BENCH_CUSTOMERS customers, then imports of a BENCH_IMPORT_ROWS-row CSV on BENCH_IMPORT_DATABASE_URL
+## (ours and a plain django-import-export resource). Each prints a Markdown table.
 bench: venv
 	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench}" \
 	  $(PY) manage.py bench_customers --customers "$${BENCH_CUSTOMERS:-100000}" $(BENCH_ARGS)
+	DATABASE_URL="$${BENCH_IMPORT_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_import}" \
+	  $(PY) manage.py bench_import --rows "$${BENCH_IMPORT_ROWS:-100000}" $(BENCH_IMPORT_ARGS)
 
 ## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
 messages: venv

@@ -140,9 +140,9 @@ def import_confirm(request: HttpRequest, pk: int) -> HttpResponse:
         engine.job_resume(job, by=request.user)
         messages.info(request, _("The import continues where it stopped."))
     elif job.status != ImportJob.Status.CHECKED:
-        messages.error(request, _("This import cannot be confirmed now: it is %(status)s.") % {
-            "status": job.get_status_display()
-        })
+        messages.error(
+            request, _("This import cannot be confirmed now: it is %(status)s.") % {"status": job.get_status_display()}
+        )
     else:
         engine.start_commit(job, by=request.user)
     return redirect("customers:import_job", pk=job.pk)
@@ -158,9 +158,9 @@ def import_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         engine.job_cancel(job, by=request.user)
         messages.success(request, _("The import was cancelled; nothing was imported."))
         return redirect("customers:import")
-    messages.error(request, _("This import cannot be cancelled now: it is %(status)s.") % {
-        "status": job.get_status_display()
-    })
+    messages.error(
+        request, _("This import cannot be cancelled now: it is %(status)s.") % {"status": job.get_status_display()}
+    )
     return redirect("customers:import_job", pk=job.pk)
 
 

@@ -116,3 +116,35 @@ def test_it_keeps_blind_indexes_of_normalised_values_equal():
     assert customer.mobile_bidx == crypto.blind_index("phone", normalize_phone("+86 138-1234-5678"))
     assert customer.email_bidx == crypto.blind_index("email", "zhang@example.com")
     assert customer.phone_bidx == ""
+
+
+def test_it_round_trips_binary_blobs_bound_to_their_place():
+    blob = crypto.encrypt_bytes("张伟,13812345678\n".encode() * 100, aad="import:1:source:0")
+    assert b"13812345678" not in blob
+    assert crypto.decrypt_bytes(blob, aad="import:1:source:0") == "张伟,13812345678\n".encode() * 100
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt_bytes(blob, aad="import:2:source:0")  # a chunk copied into another job
+    tampered = bytearray(blob)
+    tampered[-1] ^= 0x01
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt_bytes(bytes(tampered), aad="import:1:source:0")
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt_bytes(b"not encrypted at all", aad="import:1:source:0")
+
+
+@pytest.mark.django_db
+def test_it_stores_json_encrypted_and_reads_it_back(sales_rep):
+    from django.db import connection
+
+    from customers.models import ImportJob
+
+    job = ImportJob.objects.create(created_by=sales_rep, file_name="a.csv", file_sha256="0" * 64)
+    assert job.errors == [] and job.duplicates == []
+    job.errors = [{"line": 3, "column": "手机", "reason": "“1381234” is not a valid phone number."}]
+    job.save(update_fields=["errors"])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT errors FROM customers_importjob WHERE id = %s", [job.pk])
+        stored = cursor.fetchone()[0]
+    assert stored.startswith("v1:") and "1381234" not in stored
+    job.refresh_from_db()
+    assert job.errors[0]["reason"] == "“1381234” is not a valid phone number."

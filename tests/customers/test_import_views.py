@@ -100,7 +100,7 @@ def test_it_checks_first_and_imports_only_when_confirmed(client_for, manager, sa
     assert 'data-testid="count-create">2<' in page
     assert 'data-testid="count-rejected">1<' in page
     assert "UTF-8" in page  # the encoding that was detected
-    assert "<td class=\"ps-3\">4</td>" in page  # the rejected row's line as Excel numbers it
+    assert '<td class="ps-3">4</td>' in page  # the rejected row's line as Excel numbers it
 
     client.post(reverse("customers:import_confirm", args=[job.pk]))
     job.refresh_from_db()
