@@ -15,9 +15,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.access import staff_permission_required
+from customers import merging
 from customers.access import get_customer_for
 from customers.forms_merge import DuplicatePageForm, MergeForm, older_of
-from customers.merging import MergeError, customer_merge, duplicate_groups_page, related_counts
+from customers.merging import MergeError
 from customers.models import Customer, Tag
 
 _MERGE_RELATED = (
@@ -36,7 +37,7 @@ _MERGE_RELATED = (
 @require_http_methods(["GET", "HEAD"])
 def duplicate_list(request: HttpRequest) -> HttpResponse:
     form = DuplicatePageForm(request.GET or None)
-    page = duplicate_groups_page(user=request.user, page=form.page_number())
+    page = merging.duplicate_groups_page(user=request.user, page=form.page_number())
     return render(request, "customers/duplicates.html", {"page": page})
 
 
@@ -56,7 +57,7 @@ def customer_merge(request: HttpRequest, pk: int, other: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         survivor, merged, choices = form.merge_arguments()
         try:
-            survivor = customer_merge(survivor=survivor, merged=merged, choices=choices, by=user)
+            survivor = merging.customer_merge(survivor=survivor, merged=merged, choices=choices, by=user)
         except MergeError as error:
             form.add_error(None, error.message)
         else:
@@ -67,7 +68,7 @@ def customer_merge(request: HttpRequest, pk: int, other: int) -> HttpResponse:
             )
             return redirect("customers:detail", pk=survivor.pk)
     tags = {tag.pk: tag for tag in [*first.tags.all(), *second.tags.all()]}
-    counts = related_counts([first, second])
+    counts = merging.related_counts([first, second])
     context = {
         "form": form,
         "records": [

@@ -374,6 +374,10 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contract_totals": {"count": contract_totals["count"], "amount": contract_totals["amount"] or Decimal("0")},
         "detail_rows": DETAIL_ROWS,
         "expiring_days": EXPIRING_DAYS,
+        # Records merged into this one (customers.merging): they stay in the recycle bin, traceable.
+        "merged_from": list(
+            Customer.all_objects.filter(merged_into=customer).only("id", "code", "deleted_at").order_by("id")[:10]
+        ),
     }
     return render(request, "customers/detail.html", context)
 
