@@ -20,6 +20,10 @@ class TransferError(Exception):
     pass
 
 
+class RestoreError(Exception):
+    pass
+
+
 @transaction.atomic
 def customer_save(
     *, customer: Customer, contacts: Iterable[Contact] = (), removed_contacts: Iterable[Contact] = (), by
@@ -110,6 +114,10 @@ def customer_soft_delete(*, customer: Customer, by) -> None:
 
 @transaction.atomic
 def customer_restore(*, customer: Customer, by) -> None:
+    if customer.merged_into_id:
+        # Its contacts, transactions and the rest moved to the survivor: restoring would bring back
+        # an empty shell that still claims to be merged.
+        raise RestoreError("A merged-away customer cannot be restored.")
     customer.deleted_at = None
     customer.deleted_by = None
     customer._history_user = by
@@ -282,6 +290,7 @@ def customer_bulk_soft_delete(*, customer_ids: Iterable[int], by) -> int:
 
 
 __all__ = [
+    "RestoreError",
     "TransferError",
     "can_edit",
     "customer_bulk_soft_delete",

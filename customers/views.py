@@ -715,9 +715,17 @@ def recycle_bin(request: HttpRequest) -> HttpResponse:
 @staff_permission_required("customers.restore_customer")
 @require_POST
 def customer_restore(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = get_customer_for(request.user, pk, queryset=_recycled())
-    services.customer_restore(customer=customer, by=request.user)
-    messages.success(request, _("%(code)s was restored.") % {"code": customer.code})
+    customer = get_customer_for(request.user, pk, queryset=_recycled().select_related("merged_into"))
+    try:
+        services.customer_restore(customer=customer, by=request.user)
+    except services.RestoreError:
+        messages.error(
+            request,
+            _("%(code)s was merged into %(survivor)s; its data lives on there, so it cannot be restored.")
+            % {"code": customer.code, "survivor": customer.merged_into.code},
+        )
+    else:
+        messages.success(request, _("%(code)s was restored.") % {"code": customer.code})
     return redirect("customers:recycle_bin")
 
 

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cims', '0002_personaldataaccess'),
+        ("cims", "0002_personaldataaccess"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='personaldataaccess',
-            name='detail',
-            field=models.CharField(blank=True, max_length=500, verbose_name='details'),
+            model_name="personaldataaccess",
+            name="detail",
+            field=models.CharField(blank=True, max_length=500, verbose_name="details"),
         ),
         migrations.AddField(
-            model_name='personaldataaccess',
-            name='masked',
-            field=models.BooleanField(blank=True, null=True, verbose_name='masked'),
+            model_name="personaldataaccess",
+            name="masked",
+            field=models.BooleanField(blank=True, null=True, verbose_name="masked"),
         ),
     ]

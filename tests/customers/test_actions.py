@@ -266,6 +266,20 @@ def test_it_moves_a_customer_to_the_recycle_bin_and_restores_it(manager, client_
     assert list(client.get(RECYCLE_BIN).context["page"].object_list) == []
 
 
+def test_it_refuses_to_restore_a_customer_merged_into_another(manager, client_for, customer):
+    from customers.merging import customer_merge
+
+    survivor = CustomerFactory(name=customer.name, mobile=customer.mobile, owner=customer.owner)
+    customer_merge(survivor=survivor, merged=customer, choices={}, by=manager)
+    client = client_for(manager)
+    response = client.post(url("restore", customer))
+    assert response.status_code == 302
+    customer = Customer.all_objects.get(pk=customer.pk)
+    assert customer.deleted_at is not None and customer.merged_into == survivor
+    notice = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any(survivor.code in text for text in notice)
+
+
 def test_it_answers_404_to_restoring_a_customer_not_in_the_bin(manager, client_for, customer):
     assert client_for(manager).post(url("restore", customer)).status_code == 404
 
