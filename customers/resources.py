@@ -135,7 +135,8 @@ class TextWidget(CellWidget):
         text = fold_width(text)
         if self.max_length and len(text) > self.max_length:
             raise ValueError(
-                _("At most %(max)d characters (this one has %(length)d).") % {"max": self.max_length, "length": len(text)}
+                _("At most %(max)d characters (this one has %(length)d).")
+                % {"max": self.max_length, "length": len(text)}
             )
         return text
 
@@ -264,7 +265,9 @@ class LookupWidget(CellWidget):
     def ids(self) -> dict[str, int]:
         ids = getattr(self, "_ids", None)
         if ids is None:
-            ids = {word_key(name): pk for pk, name in self.model.objects.filter(is_active=True).values_list("pk", "name")}
+            ids = {
+                word_key(name): pk for pk, name in self.model.objects.filter(is_active=True).values_list("pk", "name")
+            }
             self._ids = ids
         return ids
 
@@ -413,7 +416,9 @@ class CustomFieldWidget(CellWidget):
             return found
         text = fold_width(text)
         if len(text) > 200:
-            raise ValueError(_("At most %(max)d characters (this one has %(length)d).") % {"max": 200, "length": len(text)})
+            raise ValueError(
+                _("At most %(max)d characters (this one has %(length)d).") % {"max": 200, "length": len(text)}
+            )
         return text
 
 

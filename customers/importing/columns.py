@@ -40,9 +40,11 @@ COLUMNS: tuple[Column, ...] = (
         example="张伟",
     ),
     Column("kind", "个人/企业", _("Kind"), ("客户性质", "个人或企业", "kind"), example="个人"),
-    Column("company", "所在单位", _("Company"), ("公司", "单位", "工作单位", "company name"), example="星辰科技有限公司"),
+    Column(
+        "company", "所在单位", _("Company"), ("公司", "单位", "工作单位", "company name"), example="星辰科技有限公司"
+    ),
     Column("gender", "性别", _("Gender"), ("sex",), example="男"),
-    Column("birth_date", "出生日期", _("Birth date"), ("生日", "birthday", "date of birth"), example="1990-03-07"),
+    Column("birth_date", "出生日期", _("Birth date"), ("生日", "birthday", "date of birth"), example="1949-12-31"),
     Column(
         "mobile",
         "手机",
@@ -129,7 +131,13 @@ SCALE_VALUES = {
 # The Chinese words exports write for the stored values (the first spelling above of each).
 KIND_LABELS = {"individual": "个人", "enterprise": "企业"}
 GENDER_LABELS = {"M": "男", "F": "女"}
-STATUS_LABELS = {"prospect": "潜在客户", "intent": "意向客户", "won": "成交客户", "after_sales": "售后中", "lost": "流失"}
+STATUS_LABELS = {
+    "prospect": "潜在客户",
+    "intent": "意向客户",
+    "won": "成交客户",
+    "after_sales": "售后中",
+    "lost": "流失",
+}
 SCALE_LABELS = {value: label for label, value in SCALE_VALUES.items()}
 
 TAG_SEPARATORS = re.compile(r"[,，;；、|/]")

@@ -15,10 +15,12 @@ are skipped.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import datetime
 import io
+import itertools
 import zipfile
 from collections.abc import Callable, Iterator
 
@@ -107,9 +109,7 @@ def check_xlsx_archive(fileobj) -> None:
             for info in members:
                 total += info.file_size
                 ratio = info.file_size / max(info.compress_size, 1)
-                if total > XLSX_MAX_UNCOMPRESSED or (
-                    info.file_size > XLSX_RATIO_FLOOR and ratio > XLSX_MAX_RATIO
-                ):
+                if total > XLSX_MAX_UNCOMPRESSED or (info.file_size > XLSX_RATIO_FLOOR and ratio > XLSX_MAX_RATIO):
                     raise ImportRefused(
                         _("This workbook would expand to an unreasonable size (a “zip bomb”); it was refused.")
                     )
@@ -176,13 +176,16 @@ def sniff_gb18030(fileobj) -> bool:
 class ChunkReader(io.RawIOBase):
     """A seekable, read-only file over the stored pieces of an upload (each decrypted on demand).
 
-    openpyxl and zipfile need to seek; the pieces have a fixed plaintext size, so any offset maps to
-    one piece. The last two pieces read are kept, which serves zipfile's mostly forward reads.
+    openpyxl and zipfile need to seek; the plaintext size of every piece is known, so any offset
+    maps to one piece. The last two pieces read are kept, which serves zipfile's mostly forward
+    reads.
     """
 
-    def __init__(self, size: int, load: Callable[[int], bytes], chunk_size: int = CHUNK_SIZE):
+    def __init__(self, sizes: list[int], load: Callable[[int], bytes]):
         super().__init__()
-        self.size, self.load, self.chunk_size = size, load, chunk_size
+        self.starts = list(itertools.accumulate(sizes, initial=0))
+        self.size = self.starts[-1]
+        self.load = load
         self.position = 0
         self.cache: dict[int, bytes] = {}
 
@@ -212,8 +215,9 @@ class ChunkReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self.position >= self.size:
             return 0
-        index, start = divmod(self.position, self.chunk_size)
+        index = bisect.bisect_right(self.starts, self.position) - 1
         piece = self._piece(index)
+        start = self.position - self.starts[index]
         data = piece[start : start + len(buffer)]
         buffer[: len(data)] = data
         self.position += len(data)
@@ -257,19 +261,17 @@ def iter_csv(fileobj, encoding: str) -> Iterator[tuple[int, list]]:
     try:
         first = text.readline()
         delimiter = csv_delimiter(first)
-        reader = csv.reader(_chain_first(first, text), delimiter=delimiter)
+        reader = csv.reader(itertools.chain([first], text), delimiter=delimiter)
         for line, cells in enumerate(reader, start=1):
             if cells and not _blank(cells):
                 yield line, cells
     except csv.Error as exc:
         raise ImportRefused(_("This CSV file cannot be read: %(error)s") % {"error": exc}) from None
     finally:
-        text.detach()
-
-
-def _chain_first(first: str, rest) -> Iterator[str]:
-    yield first
-    yield from rest
+        try:
+            text.detach()  # leave the underlying file open for its owner
+        except ValueError:
+            pass  # already closed by its owner
 
 
 def iter_xlsx(fileobj) -> Iterator[tuple[int, list]]:
