@@ -18,21 +18,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import staff_permission_required
 from customers.forms_import import ImportUploadForm
+from customers.importing import engine
 from customers.models import ImportJob
 
 PERMISSION = "customers.import_customers"
 
-
-class _Engine:
-    """Imported on first use while the engine module is being written (TEMPORARY, lead)."""
-
-    def __getattr__(self, name):
-        from customers.importing import engine as module
-
-        return getattr(module, name)
-
-
-engine = _Engine()
 RUNNING = {ImportJob.Status.UPLOADED, ImportJob.Status.CHECKING, ImportJob.Status.IMPORTING}
 SHOWN_ROWS = 200
 
