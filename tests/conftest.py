@@ -101,3 +101,14 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture
+def shipped_reference_data(db):
+    """The provinces and default lookups migration 0002 ships, loaded again (idempotent): a
+    transactional test that ran before may have emptied the tables they live in."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("customers.migrations.0002_reference_data_and_roles").load_reference_data(apps, None)

@@ -541,8 +541,8 @@ def test_the_template_imports_cleanly(sales_rep):
     assert (job.created, job.rejected) == (1, 0), job.errors
 
 
-@pytest.mark.django_db(transaction=True)
-def test_it_checks_and_imports_through_a_real_celery_worker(tmp_path, monkeypatch):
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the shipped lookups for later tests
+def test_it_checks_and_imports_through_a_real_celery_worker(tmp_path, monkeypatch, shipped_reference_data):
     from celery import Celery
     from celery.contrib.testing.worker import start_worker
 
@@ -550,9 +550,6 @@ def test_it_checks_and_imports_through_a_real_celery_worker(tmp_path, monkeypatc
     from tests.factories import UserFactory
 
     rep = UserFactory(username="t_bg_rep", role=roles.SALES)
-    # An earlier transactional test may have flushed the reference data the migrations load.
-    Province.objects.get_or_create(short_name="广东", defaults={"code": "44", "name": "广东省"})
-    CustomerLevel.objects.get_or_create(name="A")
     folder, processed = tmp_path / "queue", tmp_path / "processed"
     folder.mkdir()
     processed.mkdir()
