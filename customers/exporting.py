@@ -68,9 +68,7 @@ FLUSH_BYTES = 64 * 1024
 XLSX_MAX_ROWS = 1_048_576
 XLSX_MAX_CELL = 32_767
 
-# A cell beginning with one of these may be run as a formula by Excel, WPS or LibreOffice
-# (``=``, ``+``, ``-``, ``@``; a leading tab, CR or NUL can be skipped before the formula is read).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+FORMULA_STARTS = columns.FORMULA_STARTS
 # Characters XML 1.0 does not allow (an XLSX cannot hold them; they are dropped).
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 

@@ -47,9 +47,7 @@ from customers.models import (
     Tag,
 )
 
-# Our export writes a leading apostrophe before a cell that starts like a formula; an exported
-# file imported again loses it here.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+FORMULA_STARTS = spec.FORMULA_STARTS
 MEMO_LIMIT = 200_000  # distinct values remembered per widget (bounded memory on huge files)
 
 

@@ -140,6 +140,11 @@ STATUS_LABELS = {
 }
 SCALE_LABELS = {value: label for label, value in SCALE_VALUES.items()}
 
+# A cell beginning with one of these may be run as a formula by Excel, WPS or LibreOffice (``=``,
+# ``+``, ``-``, ``@``; a leading tab, CR or NUL can be skipped before the formula is read). Exports
+# put an apostrophe before such a cell; the import removes it again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+
 TAG_SEPARATORS = re.compile(r"[,，;；、|/]")
 
 

@@ -27,7 +27,6 @@ task) takes the job over, and the earlier one stops at its next batch.
 from __future__ import annotations
 
 import base64
-import csv
 import datetime
 import hashlib
 import hmac
@@ -970,66 +969,33 @@ def get_job_for(user, pk) -> ImportJob:
 # --- Files for the user --------------------------------------------------------------------------
 
 
-def _neutral(text: str) -> str:
-    """A cell a spreadsheet would read as a formula gets our export's apostrophe (see resources.unguard)."""
-    from customers.resources import FORMULA_STARTS
-
-    return "'" + text if text and text[0] in FORMULA_STARTS else text
-
-
-def _csv_line(cells) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(cells)
-    return buffer.getvalue().encode("utf-8")
-
-
 def error_file(job: ImportJob, fmt: str = "csv") -> tuple[str, str, Iterable[bytes]]:
-    """The rejected rows as the file had them, plus a reason column, to fix and import again."""
+    """The rejected rows as the file had them, plus a reason column, to fix and import again.
+
+    Written by the export's streaming writers (formula-like cells neutralised, CSV with a BOM)."""
+    from customers import exporting
+
     header = [column.get("header", "") for column in job.columns] + [REASON_HEADER]
-    stem = f"import-{job.pk}-errors"
 
     def rows() -> Iterator[list[str]]:
         for _seq, _rows, data in _chunks(job, REJECTS):
             for _line, cells, reason in json.loads(data):
                 cells = list(cells) + [""] * (len(header) - 1 - len(cells))
-                yield [_neutral(cell) for cell in cells[: len(header) - 1]] + [reason]
+                yield [*cells[: len(header) - 1], reason]
 
-    if fmt == "xlsx":
-        return f"{stem}.xlsx", XLSX_TYPE, [_xlsx_bytes(header, rows())]
-
-    def stream() -> Iterator[bytes]:
-        yield b"\xef\xbb\xbf" + _csv_line(header)
-        for row in rows():
-            yield _csv_line(row)
-
-    return f"{stem}.csv", "text/csv; charset=utf-8", stream()
-
-
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _xlsx_bytes(header: list[str], rows: Iterable[list[str]]) -> bytes:
-    import openpyxl
-
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet()
-    sheet.append(header)
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    filename = f"import-{job.pk}-errors.{fmt}"
+    return filename, exporting.CONTENT_TYPES[fmt], exporting.stream(fmt, header, rows(), title="errors")
 
 
 def import_template(fmt: str = "xlsx") -> tuple[str, str, bytes]:
     """The exact headers the import reads (custom fields included) and one example row."""
+    from customers import exporting
+
     columns = _columns()
     header = [column.header for column in columns]
     example = [column.example for column in columns]
-    if fmt == "csv":
-        body = b"\xef\xbb\xbf" + _csv_line(header) + _csv_line(example)
-        return "customer-import-template.csv", "text/csv; charset=utf-8", body
-    return "customer-import-template.xlsx", XLSX_TYPE, _xlsx_bytes(header, [example])
+    body = b"".join(exporting.stream(fmt, header, [example], title="customers"))
+    return f"customer-import-template.{fmt}", exporting.CONTENT_TYPES[fmt], body
 
 
 __all__ = [
