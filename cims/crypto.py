@@ -46,10 +46,17 @@ def _ring() -> tuple[str, dict[str, AESGCM]]:
     return primary, {kid: AESGCM(key) for kid, key in ring.items()}
 
 
+@lru_cache(maxsize=1)
+def _index_mac():
+    """The keyed HMAC prepared once; each blind index copies it (imports compute millions)."""
+    return hmac.new(settings.BLIND_INDEX_KEY, digestmod=hashlib.sha256)
+
+
 @receiver(setting_changed)
 def _reset_ring(setting, **kwargs):
     if setting in ("FIELD_ENCRYPTION_KEYS", "BLIND_INDEX_KEY"):
         _ring.cache_clear()
+        _index_mac.cache_clear()
 
 
 def primary_key_id() -> str:
@@ -114,8 +121,9 @@ def blind_index(kind: str, normalized: str) -> str:
     """HMAC of a normalised value; empty for an empty value (so blanks never match each other)."""
     if not normalized:
         return ""
-    digest = hmac.new(settings.BLIND_INDEX_KEY, f"{kind}:{normalized}".encode(), hashlib.sha256).digest()
-    return base64.b32encode(digest[:20]).decode("ascii").rstrip("=").lower()  # 160 bits, 32 characters
+    mac = _index_mac().copy()
+    mac.update(f"{kind}:{normalized}".encode())
+    return base64.b32encode(mac.digest()[:20]).decode("ascii").rstrip("=").lower()  # 160 bits, 32 characters
 
 
 class EncryptedTextField(models.TextField):
@@ -188,6 +196,8 @@ class BlindIndexField(models.CharField):
         ):
             if kwargs.get(key) == default:
                 kwargs.pop(key, None)
+        if not self.db_index:
+            kwargs["db_index"] = False  # Field.deconstruct leaves out its own default, not ours
         return name, path, args, kwargs
 
     def pre_save(self, model_instance, add):

@@ -26,27 +26,27 @@ task) takes the job over, and the earlier one stops at its next batch.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import hashlib
-import hmac
 import io
 import json
 import logging
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from cims.crypto import EncryptedTextField, blind_index, decrypt_bytes, encrypt, encrypt_bytes
 from cims.models import PersonalDataAccess, log_personal_data_access, next_sequence_block
+from cims.pgcopy import copy_text
 from customers.importing import columns as spec
 from customers.importing import files
 from customers.importing.files import ImportRefused
@@ -330,23 +330,6 @@ def _batches(rows: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-class _BlindIndexer:
-    """cims.crypto.blind_index, with the keyed HMAC prepared once (the same digests; a test holds
-    them equal): a million-row file computes several million of them."""
-
-    def __init__(self):
-        from django.conf import settings as conf
-
-        self.base = hmac.new(conf.BLIND_INDEX_KEY, digestmod=hashlib.sha256)
-
-    def __call__(self, kind: str, normalized: str) -> str:
-        if not normalized:
-            return ""
-        mac = self.base.copy()
-        mac.update(f"{kind}:{normalized}".encode())
-        return base64.b32encode(mac.digest()[:20]).decode("ascii").rstrip("=").lower()
-
-
 def _match(columns: list[str], digests) -> list[tuple]:
     """(pk, *columns) of live customers whose blind index in any of ``columns`` is one of ``digests``.
 
@@ -396,7 +379,7 @@ class _Planner:
     def existing(self, rows) -> dict[tuple, set[int]]:
         """For every key of these rows: the ids of live customers having it (a query per key kind)."""
         found: dict[tuple, set[int]] = {}
-        index = _BlindIndexer()
+        index = blind_index
         phones = {row.values[n] for row in rows for n in ("phone", "mobile") if row.values.get(n)}
         if phones:
             digests = {index("phone", value): value for value in phones}
@@ -424,9 +407,14 @@ class _Planner:
                     found.setdefault(("n", name, company), set()).add(pk)
         return found
 
-    def plan(self, batch: list[tuple[int, list]]) -> tuple[list, list, int]:
+    def clean(self, batch: list[tuple[int, list]], language: str | None = None) -> list:
+        """The rows of a batch through the widgets: pure Python, no database (the caches are
+        primed first), so it may run in the helper thread while the previous batch is planned."""
+        with translation.override(language):
+            return [self.cleaner.clean(line, cells) for line, cells in batch]
+
+    def plan(self, cleaned: list) -> tuple[list, list, int]:
         """Plan entries [line, action, target, values], rejected rows, and the number skipped."""
-        cleaned = [self.cleaner.clean(line, cells) for line, cells in batch]
         good = [row for row in cleaned if not row.errors]
         existing = self.existing(good) if good else {}
         matched = set().union(*existing.values()) if existing else set()
@@ -547,17 +535,34 @@ def job_check(job: ImportJob) -> None:
                 _("The file lacks required columns: %(columns)s.")
                 % {"columns": "、".join(column.header for column in mapping.missing)}
             )
-        planner = _Planner(job, RowCleaner(mapping, resource, importer=job.created_by))
+        cleaner = RowCleaner(mapping, resource, importer=job.created_by)
+        cleaner.prime()
+        planner = _Planner(job, cleaner)
         limit = settings.IMPORT_MAX_ROWS
         checked = plan_rows = 0
         plan_seq = reject_seq = 0
-        for batch in _batches(rows, BATCH_ROWS):
-            checked += len(batch)
+        language = translation.get_language()
+
+        def cleaned_batches() -> Iterator[tuple[int, list]]:
+            # The next batch is cleaned in a helper thread while this thread reads the file and
+            # plans the previous one against the database (which waits on PostgreSQL): two cores.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-clean") as pool:
+                pending = None
+                for batch in _batches(rows, BATCH_ROWS):
+                    upcoming = (len(batch), pool.submit(planner.clean, batch, language))
+                    if pending is not None:
+                        yield pending[0], pending[1].result()
+                    pending = upcoming
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+
+        for size, cleaned in cleaned_batches():
+            checked += size
             if checked > limit:
                 raise ImportRefused(
                     _("The file has more than %(limit)s rows; split it into smaller files.") % {"limit": limit}
                 )
-            entries, rejects, skipped = planner.plan(batch)
+            entries, rejects, skipped = planner.plan(cleaned)
             if entries or skipped:
                 _store(job.pk, PLAN, plan_seq, _json({"rows": entries, "skipped": skipped}), len(entries) + skipped)
                 plan_seq += 1
@@ -616,8 +621,18 @@ def job_commit(job: ImportJob, *, by) -> None:
     token = _claim(job, ImportJob.Status.IMPORTING, confirmed_at=job.confirmed_at or timezone.now(), message="")
     writer = _Writer(job)
     try:
-        for seq, done_after, data in _plan_chunks_after(job):
-            writer.write(seq, done_after, json.loads(data), token)
+        # While one batch is written (the database's work), the next is decrypted, decoded and
+        # turned into COPY rows in a helper thread (Python's work): the two overlap on two cores.
+        # The helper thread never touches the database; every query stays in this thread.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-prepare") as pool:
+            pending = None
+            for seq, done_after, sealed in _plan_chunks_after(job):
+                upcoming = (seq, done_after, pool.submit(writer.prepare, seq, sealed))
+                if pending is not None:
+                    writer.write(pending[0], pending[1], pending[2].result(), token)
+                pending = upcoming
+            if pending is not None:
+                writer.write(pending[0], pending[1], pending[2].result(), token)
         _finish(job, token)
     except _Superseded:
         return
@@ -636,7 +651,7 @@ def job_commit(job: ImportJob, *, by) -> None:
 
 
 def _plan_chunks_after(job: ImportJob) -> Iterator[tuple[int, int, bytes]]:
-    """(seq, rows done once this chunk is written, plaintext) of the plan chunks not yet written."""
+    """(seq, rows done once this chunk is written, sealed data) of the plan chunks not yet written."""
     done_before = job.rows_done
     total = 0
     pieces = list(ImportChunk.objects.filter(job=job, kind=PLAN).order_by("seq").values_list("pk", "seq", "rows"))
@@ -644,8 +659,7 @@ def _plan_chunks_after(job: ImportJob) -> Iterator[tuple[int, int, bytes]]:
         total += rows
         if total <= done_before:
             continue  # committed earlier (before a crash)
-        data = ImportChunk.objects.filter(pk=pk).values_list("data", flat=True).get()
-        yield seq, total, _unseal(job.pk, PLAN, seq, data)
+        yield seq, total, bytes(ImportChunk.objects.filter(pk=pk).values_list("data", flat=True).get())
 
 
 class _Writer:
@@ -657,24 +671,41 @@ class _Writer:
         self.default_owner_id = job.owner_id or job.created_by_id
         self.reason = job.label
         self.tags_through = Customer.tags.through
-        self.blind_index = _BlindIndexer()
+        self.copied = _copy_supported()
+
+    def prepare(self, seq: int, sealed: bytes) -> dict:
+        """Decrypt and decode one plan chunk and, on PostgreSQL, render its new customers as COPY
+        rows (encrypted, blind-indexed). Runs in the helper thread: no database access here."""
+        chunk = json.loads(_unseal(self.job.pk, PLAN, seq, sealed))
+        entries = chunk["rows"]
+        creates = [entry for entry in entries if entry[1] == CREATE]
+        prepared = {
+            "creates": creates,
+            "updates": [entry for entry in entries if entry[1] == UPDATE],
+            "skipped": chunk.get("skipped", 0),
+            "copy": None,
+        }
+        if self.copied and creates:
+            now = timezone.now()
+            prepared["now"] = now
+            prepared["copy"] = [_copy_line(self._row(entry[3], now)) for entry in creates]
+        return prepared
 
     def write(self, seq: int, done_after: int, chunk: dict, token: str) -> None:
-        entries = chunk["rows"]
         with transaction.atomic():
             locked = ImportJob.objects.select_for_update().get(pk=self.job.pk)
             if locked.task_id != token:
                 raise _Superseded
             if locked.rows_done >= done_after:
                 return
-            now = timezone.now()
-            created = self._create([e for e in entries if e[1] == CREATE], now)
-            updated, vanished = self._update([e for e in entries if e[1] == UPDATE], now)
+            now = chunk.get("now") or timezone.now()
+            created = self._create(chunk["creates"], now, chunk["copy"])
+            updated, vanished = self._update(chunk["updates"], now)
             record_history_bulk(updated, history_type="~", by=self.user, reason=self.reason, when=now)
             locked.rows_done = done_after
             locked.created += len(created)
             locked.updated += len(updated)
-            locked.skipped += chunk.get("skipped", 0) + vanished
+            locked.skipped += chunk["skipped"] + vanished
             locked.heartbeat_at = now
             locked.save(update_fields=["rows_done", "created", "updated", "skipped", "heartbeat_at"])
         for name in ("rows_done", "created", "updated", "skipped", "heartbeat_at"):
@@ -698,16 +729,14 @@ class _Writer:
             for key in ENTERPRISE_FIELDS:
                 setattr(customer, f"{key}_id" if key != "scale" else key, "" if key == "scale" else None)
 
-    def _create(self, entries: list, now) -> list[int]:
+    def _create(self, entries: list, now, copy_lines: list[str] | None) -> list[int]:
         if not entries:
             return []
         year = timezone.localdate().year
         first = next_sequence_block(f"customer:{year}", len(entries))
         codes = [f"C{year}-{first + offset:06d}" for offset in range(len(entries))]
-        copied = _copy_supported()
-        if copied:
-            rows = [self._row(entry[3], code, now) for entry, code in zip(entries, codes, strict=True)]
-            ids = _copy_customers(rows)
+        if copy_lines is not None:
+            ids = _copy_customers(codes, copy_lines)
         else:
             customers = []
             for entry, code in zip(entries, codes, strict=True):
@@ -728,11 +757,11 @@ class _Writer:
         record_history_bulk(ids, history_type="+", by=self.user, reason=self.reason, when=now)
         return ids
 
-    def _row(self, values: dict, code: str, now) -> dict:
-        """A new customer's columns (attname → Python value) without building a model instance,
-        with what ``save()`` would compute: blind indexes, name grams, timestamps."""
+    def _row(self, values: dict, now) -> dict:
+        """A new customer's columns but its code (attname → Python value) without building a model
+        instance, with what ``save()`` would compute: blind indexes, name grams, timestamps."""
         row = dict(_defaults())
-        row.update(code=code, created_by_id=self.user.pk, created_at=now, updated_at=now)
+        row.update(created_by_id=self.user.pk, created_at=now, updated_at=now)
         row["owner_id"] = values.get("owner") or self.default_owner_id
         for key in PLAIN_FIELDS:
             if key in values:
@@ -748,7 +777,7 @@ class _Writer:
         if row["kind"] != Customer.ENTERPRISE:
             row.update(enterprise_type_id=None, enterprise_nature_id=None, scale="")
         for index, source, kind in BLIND_INDEXES:
-            row[index] = self.blind_index(kind, row[source] or "")
+            row[index] = blind_index(kind, row[source] or "")
         row["name_grams"] = name_grams(f"{row['name']} {row['company']}")
         return row
 
@@ -801,26 +830,55 @@ def _defaults() -> dict:
     return _DEFAULTS
 
 
-def _copy_value(field, value) -> str:
-    """One value in PostgreSQL's COPY text format, prepared as the field would prepare it."""
-    if value is None:
-        return "\\N"
-    if isinstance(field, EncryptedTextField):
-        value = encrypt(value, aad=field.aad) if value else ""
-    elif isinstance(field, models.JSONField):
-        value = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, bool):
-        value = "t" if value else "f"
-    elif isinstance(value, datetime.datetime):
-        value = value.isoformat()
-    else:
-        value = str(value)
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
+_COPY_PLAN: list | None = None
 
 
-def _copy_customers(rows: list[dict]) -> list[int]:
+def _copy_plan() -> list:
+    """(attname, converter) of every column a COPY row carries after id and code, in table order:
+    each value prepared as its field would prepare it (encrypted, JSON, t/f, ISO time)."""
+    global _COPY_PLAN
+    if _COPY_PLAN is None:
+        plan = []
+        for field in _copy_fields():
+            if isinstance(field, EncryptedTextField):
+
+                def convert(value, aad=field.aad):
+                    return encrypt(value, aad=aad) if value else ""  # base64: nothing to escape
+
+            elif isinstance(field, models.JSONField):
+
+                def convert(value):
+                    return copy_text(json.dumps(value, ensure_ascii=False))
+
+            elif isinstance(field, models.BooleanField):
+
+                def convert(value):
+                    return "t" if value else "f"
+
+            elif isinstance(field, models.DateTimeField):
+
+                def convert(value):
+                    return value.isoformat()
+
+            elif isinstance(field, models.CharField | models.TextField):
+                convert = copy_text
+            else:
+                convert = str
+            plan.append((field.attname, convert))
+        _COPY_PLAN = plan
+    return _COPY_PLAN
+
+
+def _copy_fields() -> list:
+    return [f for f in Customer._meta.concrete_fields if not f.primary_key and f.attname != "code"]
+
+
+def _copy_line(row: dict) -> str:
+    """One new customer in PostgreSQL's COPY text format, without its id and code."""
+    return "\t".join(["\\N" if (value := row[name]) is None else convert(value) for name, convert in _copy_plan()])
+
+
+def _copy_customers(codes: list[str], lines: list[str]) -> list[int]:
     """Insert new customers with COPY (PostgreSQL); ids are drawn from the table's sequence first,
     so the caller knows them without RETURNING.
 
@@ -828,19 +886,16 @@ def _copy_customers(rows: list[dict]) -> list[int]:
     record_history_bulk's INSERT … SELECT, so history stays set-based SQL.)
     """
     table = Customer._meta.db_table
-    fields = [f for f in Customer._meta.concrete_fields if not f.primary_key]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(lines)]
         )
         ids = [pk for (pk,) in cursor.fetchall()]
-        buffer = io.StringIO()
-        for pk, row in zip(ids, rows, strict=True):
-            buffer.write("\t".join([str(pk), *(_copy_value(field, row[field.attname]) for field in fields)]))
-            buffer.write("\n")
-        buffer.seek(0)
+        buffer = io.StringIO(
+            "".join(f"{pk}\t{copy_text(code)}\t{line}\n" for pk, code, line in zip(ids, codes, lines, strict=True))
+        )
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(name) for name in ["id", *(f.column for f in fields)])
+        columns = ", ".join(quote(name) for name in ["id", "code", *(f.column for f in _copy_fields())])
         cursor.copy_expert(f"COPY {quote(table)} ({columns}) FROM STDIN", buffer)
     return ids
 

@@ -49,6 +49,14 @@ class RowCleaner:
         self.importer_id = importer.pk
         self.may_assign_others = importer.has_perm("customers.change_all_customers")
 
+    def prime(self) -> None:
+        """Load every widget's lookup table now, in this thread: cleaning then needs no query, so
+        it may run in a helper thread (which must not open database connections of its own)."""
+        for _index, _key, _header, widget in self.slots:
+            ids = getattr(widget, "ids", None)
+            if callable(ids):
+                ids()
+
     def header(self, key: str, fallback) -> str:
         return self.headers.get(key) or str(fallback)
 

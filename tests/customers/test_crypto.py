@@ -148,3 +148,17 @@ def test_it_stores_json_encrypted_and_reads_it_back(sales_rep):
     assert stored.startswith("v1:") and "1381234" not in stored
     job.refresh_from_db()
     assert job.errors[0]["reason"] == "“1381234” is not a valid phone number."
+
+
+def test_the_blind_index_is_the_keyed_hmac_and_follows_a_key_change():
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    expected = hmac.new(settings.BLIND_INDEX_KEY, b"phone:+8613812345678", hashlib.sha256).digest()[:20]
+    assert crypto.blind_index("phone", "+8613812345678") == base64.b32encode(expected).decode().lower()
+    before = crypto.blind_index("email", "a@example.com")
+    with override_settings(BLIND_INDEX_KEY=_key()):
+        assert crypto.blind_index("email", "a@example.com") != before
+    assert crypto.blind_index("email", "a@example.com") == before

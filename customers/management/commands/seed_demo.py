@@ -34,6 +34,7 @@ from accounts.management.commands.load_demo import DEMO_PASSWORD
 from accounts.models import Department, Employee, User
 from accounts.services import department_save, employee_save
 from cims.models import Sequence
+from cims.pgcopy import copy_text
 from customers.models import (
     Contact,
     Contract,
@@ -194,22 +195,6 @@ def id_number_for(region: str, birth: datetime.date, serial: int) -> str:
 # --- Writing batches ------------------------------------------------------------------------------
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value) -> str:
-    """One value in COPY's text format."""
-    if type(value) is str:
-        return value.translate(_COPY_ESCAPES)
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime.date | datetime.datetime):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
-
-
 # Built-in fields whose database value is the attribute itself (for the values generated here);
 # every other field (encrypted, blind index, name grams, auto_now …) goes through its own
 # pre_save() and get_db_prep_save(), exactly as in bulk_create.
@@ -260,7 +245,7 @@ class _CopyWriter:
                     value = json.dumps(getattr(obj, attname), ensure_ascii=False)
                 else:
                     value = field.get_db_prep_save(field.pre_save(obj, True), connection)
-                row.append(_copy_text(value))
+                row.append(copy_text(value))
             lines.append("\t".join(row))
         return "\n".join(lines) + "\n" if lines else ""
 
