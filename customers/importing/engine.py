@@ -55,7 +55,7 @@ from customers.models import Customer, ImportChunk, ImportJob, name_grams
 
 logger = logging.getLogger("cims.imports")
 
-BATCH_ROWS = 2000  # rows per plan chunk and per committed transaction
+BATCH_ROWS = 5000  # rows per plan chunk and per committed transaction
 INSERT_BATCH = 1000
 KEPT_MESSAGES = 1000  # rejected rows and duplicates listed on the job itself
 STALL_SECONDS = 120
