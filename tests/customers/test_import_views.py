@@ -229,3 +229,10 @@ def test_it_lists_the_users_own_imports(client_for, sales_rep, other_sales_rep):
     assert "客户.csv" not in page
     page = client_for(sales_rep).get(reverse("customers:import_jobs")).content.decode()
     assert "客户.csv" in page
+
+
+def test_it_offers_the_import_from_the_list_and_menu_only_to_those_who_may_import(client_for, sales_rep, service_agent):
+    page = client_for(sales_rep).get(reverse("customers:list")).content.decode()
+    assert 'data-testid="action-import"' in page and reverse("customers:import") in page
+    page = client_for(service_agent).get(reverse("customers:list")).content.decode()
+    assert 'data-testid="action-import"' not in page and reverse("customers:import") not in page
