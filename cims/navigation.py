@@ -60,6 +60,14 @@ def navigation(request) -> dict:
         return {}
     items = visible_items(user)
     current = request.path
+    # The entry whose address is the longest prefix of this page's is the active one (the import
+    # page under /customers/import/ lights "Import", not "Customers" as well).
+    matches = [
+        entry["url"]
+        for entry in items
+        if current == entry["url"] or (entry["url"] != "/" and current.startswith(entry["url"]))
+    ]
+    active = max(matches, key=len, default=None)
     for entry in items:
-        entry["active"] = current == entry["url"] or (entry["url"] != "/" and current.startswith(entry["url"]))
+        entry["active"] = entry["url"] == active
     return {"nav_items": items}

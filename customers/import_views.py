@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import staff_permission_required
@@ -25,6 +26,11 @@ PERMISSION = "customers.import_customers"
 
 RUNNING = {ImportJob.Status.UPLOADED, ImportJob.Status.CHECKING, ImportJob.Status.IMPORTING}
 SHOWN_ROWS = 200
+ACTION_LABELS = {
+    engine.SKIP: gettext_lazy("Skipped"),
+    engine.UPDATE: gettext_lazy("Updates the existing customer"),
+    engine.CREATE: gettext_lazy("Created anyway"),
+}
 
 
 def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
@@ -97,7 +103,10 @@ def _job_context(user, job: ImportJob) -> dict:
         "progress": {"done": done, "total": total, "percent": min(percent, 100)},
         "previous": engine.previous_import_of(job) if job.status == ImportJob.Status.CHECKED else None,
         "errors": job.errors[:SHOWN_ROWS],
-        "duplicates": job.duplicates[:SHOWN_ROWS],
+        "duplicates": [
+            {**row, "action_label": ACTION_LABELS.get(row.get("action"), row.get("action"))}
+            for row in job.duplicates[:SHOWN_ROWS]
+        ],
         "may_confirm": job.status == ImportJob.Status.CHECKED and (job.to_create or job.to_update),
     }
 

@@ -236,3 +236,18 @@ def test_it_offers_the_import_from_the_list_and_menu_only_to_those_who_may_impor
     assert 'data-testid="action-import"' in page and reverse("customers:import") in page
     page = client_for(service_agent).get(reverse("customers:list")).content.decode()
     assert 'data-testid="action-import"' not in page and reverse("customers:import") not in page
+
+
+def test_it_names_what_happens_to_each_duplicate_in_words(client_for, sales_rep):
+    CustomerFactory(name="张伟", mobile="+8613812345678", owner=sales_rep)
+    client = client_for(sales_rep)
+    upload(client)
+    page = client.get(reverse("customers:import_job", args=[last_job().pk]), HTTP_ACCEPT_LANGUAGE="en")
+    table = page.content.decode().split('data-testid="import-duplicates"')[1]
+    assert "<td>Skipped</td>" in table and "<td>skip</td>" not in table
+
+
+def test_it_lights_only_the_import_entry_of_the_menu_on_the_import_page(client_for, sales_rep):
+    response = client_for(sales_rep).get(reverse("customers:import"))
+    active = [item["url"] for item in response.context["nav_items"] if item["active"]]
+    assert active == [reverse("customers:import")]
