@@ -39,6 +39,24 @@ _LOOKUPS = [
 ]
 _VIEW_LOOKUPS = [f"customers.view_{model}" for model in _LOOKUPS] + ["customers.view_tag", "customers.view_customfield"]
 
+# Everyone who works with customers keeps an agenda: their tasks and personal notes (记事本).
+_OWN_AGENDA = [
+    "followups.view_task",
+    "followups.add_task",
+    "followups.change_task",
+    "followups.view_note",
+    "followups.add_note",
+    "followups.change_note",
+    "followups.delete_note",
+]
+# Recording follow-ups (跟进记录) of the customers one may see.
+_FOLLOWUP_WORK = [
+    "followups.view_followup",
+    "followups.add_followup",
+    "followups.change_followup",
+    *_OWN_AGENDA,
+]
+
 ROLE_PERMISSIONS: dict[str, str | list[str]] = {
     ADMIN: ALL,
     MANAGER: [
@@ -72,6 +90,10 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.view_contract",
         "customers.add_contract",
         "customers.change_contract",
+        "customers.view_statuschange",
+        *_FOLLOWUP_WORK,
+        "followups.delete_followup",
+        "followups.delete_task",
     ],
     SALES: [
         "accounts.access_staff_ui",
@@ -95,6 +117,8 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.view_contract",
         "customers.add_contract",
         "customers.change_contract",
+        "customers.view_statuschange",
+        *_FOLLOWUP_WORK,
     ],
     SERVICE: [
         "accounts.access_staff_ui",
@@ -106,6 +130,10 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.view_contact",
         "customers.view_transaction",
         "customers.view_contract",
+        "customers.view_statuschange",
+        # Follow-up records read-only (PRODUCT.md); their own tasks and notes.
+        "followups.view_followup",
+        *_OWN_AGENDA,
     ],
     ANALYST: [
         "accounts.access_staff_ui",

@@ -593,6 +593,35 @@ class Contract(models.Model):
         super().save(*args, **kwargs)
 
 
+class StatusChange(models.Model):
+    """One change of a customer's lifecycle status: a timeline event with who and why."""
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="status_changes"
+    )
+    from_status = models.CharField(_("from"), max_length=12, choices=Customer.Status.choices)
+    to_status = models.CharField(_("to"), max_length=12, choices=Customer.Status.choices)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("changed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("status change")
+        verbose_name_plural = _("status changes")
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-changed_at", "-id"], name="statuschange_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.from_status} → {self.to_status}"
+
+
 # --- Imports (批量导入) ------------------------------------------------------------------------
 
 

@@ -1,1 +1,196 @@
-"""Models of the followups module (built by its own issue)."""
+"""Follow-ups (跟进记录), tasks (待办), personal notes (记事本) and in-app notifications.
+
+Who sees a follow-up or a task follows its customer (customers.access.scope_filter); notes and
+notifications belong to one user. Reminders are notifications made by a Celery beat job; the
+unique (user, key) pair makes each one exactly once, however often the job runs.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+
+class FollowUpQuerySet(models.QuerySet):
+    def visible_to(self, user) -> FollowUpQuerySet:
+        """Follow-ups of the customers ``user`` may see (the customer archive's one rule)."""
+        from customers.models import Customer
+
+        return self.filter(customer__in=Customer.objects.visible_to(user))
+
+
+class FollowUp(models.Model):
+    class Kind(models.TextChoices):
+        PHONE = "phone", _("Phone call")  # 电话
+        VISIT = "visit", _("Visit")  # 拜访
+        EMAIL = "email", _("Email")  # 邮件
+        WECHAT = "wechat", _("WeChat")  # 微信
+        MEETING = "meeting", _("Meeting")  # 会议
+        RETURN_VISIT = "return_visit", _("Return visit")  # 回访 (with a satisfaction score)
+        OTHER = "other", _("Other")  # 其他
+
+    customer = models.ForeignKey(
+        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="followups"
+    )
+    contact = models.ForeignKey(
+        "customers.Contact",
+        verbose_name=_("contact"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="followups",
+    )
+    kind = models.CharField(_("type"), max_length=16, choices=Kind.choices, default=Kind.PHONE)
+    happened_at = models.DateTimeField(_("time"), default=timezone.now)
+    content = models.TextField(_("content"))
+    result = models.CharField(_("result"), max_length=200, blank=True)
+    next_contact_date = models.DateField(_("next contact date"), null=True, blank=True)
+    satisfaction = models.PositiveSmallIntegerField(
+        _("satisfaction"), null=True, blank=True, help_text=_("For a return visit: 1 (poor) to 5 (excellent).")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    objects = FollowUpQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("follow-up")
+        verbose_name_plural = _("follow-ups")
+        ordering = ["-happened_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-happened_at", "-id"], name="followup_customer_time"),
+            models.Index(fields=["created_by", "-happened_at", "-id"], name="followup_author_time"),
+            models.Index(
+                fields=["next_contact_date"], condition=Q(next_contact_date__isnull=False), name="followup_next_contact"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(satisfaction__isnull=True) | Q(satisfaction__gte=1, satisfaction__lte=5),
+                name="followup_satisfaction_1_to_5",
+                violation_error_message=_("Satisfaction is a score from 1 to 5."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.happened_at:%Y-%m-%d}"
+
+
+class TaskQuerySet(models.QuerySet):
+    def open(self) -> TaskQuerySet:
+        return self.filter(done=False)
+
+
+class Task(models.Model):
+    """Something someone must do by a time (待办), by hand or from a follow-up's next contact date."""
+
+    title = models.CharField(_("title"), max_length=200)
+    customer = models.ForeignKey(
+        "customers.Customer",
+        verbose_name=_("customer"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tasks",
+    )
+    followup = models.ForeignKey(
+        FollowUp,
+        verbose_name=_("from follow-up"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+    )
+    due_at = models.DateTimeField(_("due"))
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("assignee"), on_delete=models.PROTECT, related_name="tasks"
+    )
+    done = models.BooleanField(_("done"), default=False)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = TaskQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        ordering = ["done", "due_at", "id"]
+        indexes = [
+            models.Index(fields=["assignee", "done", "due_at"], name="task_assignee_due"),
+            models.Index(fields=["done", "due_at"], name="task_open_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_overdue(self) -> bool:
+        return not self.done and self.due_at < timezone.now()
+
+
+class Note(models.Model):
+    """A personal note (记事本) for a day; only its author ever sees it."""
+
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("author"), on_delete=models.CASCADE, related_name="notes"
+    )
+    date = models.DateField(_("date"), default=timezone.localdate)
+    text = models.TextField(_("text"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("note")
+        verbose_name_plural = _("notes")
+        ordering = ["date", "id"]
+        indexes = [models.Index(fields=["author", "date"], name="note_author_date")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.text[:30]}"
+
+
+class Notification(models.Model):
+    """An in-app message to one user (the bell). ``key`` names what it is about, so a reminder for
+    the same thing is created once only (unique per user), even if two workers run the job."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="notifications"
+    )
+    key = models.CharField(_("key"), max_length=120)
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text"), blank=True)
+    url = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    emailed_at = models.DateTimeField(_("e-mailed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="notification_once_per_user")]
+        indexes = [models.Index(fields=["user", "read_at", "-created_at"], name="notification_user_unread")]
+
+    def __str__(self) -> str:
+        return self.title
