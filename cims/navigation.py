@@ -29,6 +29,8 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Import"), "customers:import", "upload", "customers.import_customers", _("Customers")),
     NavItem(_("Duplicates"), "customers:duplicates", "intersect", "customers.merge_customers", _("Customers")),
     NavItem(_("Follow-ups"), "followups:list", "chat-left-text", "followups.view_followup", _("Sales")),
+    NavItem(_("Calendar"), "followups:calendar", "calendar3", "followups.view_task", _("Sales")),
+    NavItem(_("Tasks"), "followups:tasks", "check2-square", "followups.view_task", _("Sales")),
     NavItem(_("Opportunities"), "followups:pipeline", "kanban", "followups.view_opportunity", _("Sales")),
     NavItem(_("Tickets"), "complaints:list", "life-preserver", "complaints.view_ticket", _("Service")),
     NavItem(_("Reports"), "reports:index", "bar-chart-line", "reports.view_report", _("Analysis")),

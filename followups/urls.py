@@ -1,4 +1,28 @@
-# The followups module is built by its own issue; its URLs are added here.
+from django.urls import path
+
+from followups import agenda_views, views
+
 app_name = "followups"
 
-urlpatterns: list = []
+urlpatterns = [
+    # Follow-up records, lifecycle status, the 360 timeline (followups/views.py)
+    path("", views.followup_list, name="list"),
+    path("customer/<int:pk>/new/", views.followup_create, name="create"),
+    path("<int:pk>/edit/", views.followup_edit, name="edit"),
+    path("customer/<int:pk>/status/", views.status_change, name="status"),
+    path("customer/<int:pk>/timeline/", views.timeline, name="timeline"),
+    # Tasks, reminders, notifications, calendar and notes (followups/agenda_views.py)
+    path("tasks/", agenda_views.task_list, name="tasks"),
+    path("tasks/new/", agenda_views.task_create, name="task_create"),
+    path("tasks/<int:pk>/edit/", agenda_views.task_edit, name="task_edit"),
+    path("tasks/<int:pk>/done/", agenda_views.task_done, name="task_done"),
+    path("notifications/", agenda_views.notification_list, name="notifications"),
+    path("notifications/bell/", agenda_views.notification_bell, name="bell"),
+    path("notifications/<int:pk>/read/", agenda_views.notification_read, name="notification_read"),
+    path("notifications/read-all/", agenda_views.notifications_read_all, name="notifications_read_all"),
+    path("calendar/", agenda_views.calendar, name="calendar"),
+    path("calendar/history/", agenda_views.history, name="history"),
+    path("notes/new/", agenda_views.note_create, name="note_create"),
+    path("notes/<int:pk>/edit/", agenda_views.note_edit, name="note_edit"),
+    path("notes/<int:pk>/delete/", agenda_views.note_delete, name="note_delete"),
+]
