@@ -14,6 +14,8 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Proves the path web → broker → worker → database end to end; shown on the dashboard.
     "heartbeat": {"task": "cims.tasks.heartbeat", "schedule": timedelta(minutes=1)},
+    # Reminders of tasks falling due (exactly once per task, however often or widely it runs).
+    "followups-reminders": {"task": "followups.tasks.send_reminders", "schedule": timedelta(minutes=1)},
 }
 
 

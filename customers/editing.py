@@ -51,7 +51,13 @@ from customers.models import (
     Tag,
     Transaction,
 )
-from customers.services import customer_save, customer_transfer, find_duplicates
+from customers.services import (
+    StatusChangeError,
+    customer_change_status,
+    customer_save,
+    customer_transfer,
+    find_duplicates,
+)
 
 CONTACTS_PREFIX = "contacts"
 # How many matching customers the duplicate warning lists by name (the rest are counted).
@@ -180,7 +186,16 @@ def _customer_form_view(request: HttpRequest, customer: Customer) -> HttpRespons
         if (duplicates["matches"] or duplicates["hidden"]) and not form.cleaned_data["save_anyway"]:
             duplicates["confirm"] = True
         else:
-            customer = _save_customer(request, form, formset, creating)
+            try:
+                customer = _save_customer(request, form, formset, creating)
+            except StatusChangeError as error:  # the status changed under the form (another user)
+                form.add_error("status", str(error))
+                return render(
+                    request,
+                    "customers/form.html",
+                    {"form": form, "formset": formset, "customer": customer, "duplicates": None},
+                    status=422,
+                )
             if creating:
                 messages.success(request, _("Customer %(code)s was created.") % {"code": customer.code})
             else:
@@ -199,6 +214,10 @@ def _save_customer(request: HttpRequest, form: CustomerForm, formset, creating: 
     """Customer, contacts, tags and (for a manager) a change of owner: all or nothing."""
     with transaction.atomic():
         customer = form.save(commit=False)
+        new_status = None
+        if not creating and customer.status != form.initial.get("status"):
+            # A change of status goes through the lifecycle flow, recorded as a timeline event.
+            new_status, customer.status = customer.status, form.initial.get("status")
         new_owner = None
         if not creating and "owner" in form.fields and customer.owner_id != form.original["owner_id"]:
             # A change of owner is a transfer: the old owner's grants go with it, recorded in history.
@@ -209,6 +228,8 @@ def _save_customer(request: HttpRequest, form: CustomerForm, formset, creating: 
             customer=customer, contacts=contacts, removed_contacts=formset.deleted_objects, by=request.user
         )
         form.save_m2m()
+        if new_status is not None:
+            customer_change_status(customer=customer, to=new_status, by=request.user)
         if new_owner is not None:
             customer_transfer(customer_ids=[customer.pk], to=new_owner, by=request.user, reason="edit")
             customer.refresh_from_db(fields=["owner"])

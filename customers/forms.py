@@ -210,6 +210,20 @@ class CustomerForm(ProtectedFieldsMixin, forms.ModelForm):
             # Sales reps own what they create; moving a customer is a manager's transfer.
             del self.fields["owner"]
 
+        if instance.pk is not None:
+            # The status of an existing customer moves along the lifecycle flow only
+            # (customers.lifecycle); the edit saves a change through customer_change_status. Losing a
+            # customer needs a reason, which the status page asks for.
+            from customers import lifecycle
+
+            reachable = {value for value, _label in lifecycle.choices_for(instance.status)} - lifecycle.REASON_REQUIRED
+            self.fields["status"].choices = [
+                (value, label)
+                for value, label in Customer.Status.choices
+                if value == instance.status or value in reachable
+            ]
+            self.fields["status"].help_text = _("To mark the customer lost, use “Change status”: it asks for a reason.")
+
         # Warn about duplicates while the user types (htmx; no script of our own).
         check_url = reverse("customers:duplicate_check")
         if instance.pk:

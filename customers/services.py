@@ -306,3 +306,59 @@ __all__ = [
     "find_duplicates",
     "record_history_bulk",
 ]
+
+
+# --- Lifecycle status (客户状态) ----------------------------------------------------------------
+
+
+class StatusChangeError(Exception):
+    """A lifecycle change the flow (customers.lifecycle) refuses; the message is for the user."""
+
+
+@transaction.atomic
+def customer_change_status(*, customer: Customer, to: str, by, reason: str = "", system: bool = False):
+    """Move ``customer`` to lifecycle status ``to``, as ``by``, for ``reason``.
+
+    The customer row is locked first, so two changes at once are applied one after the other, each
+    checked against the status the other left. The table in customers.lifecycle decides what is
+    allowed; statuses in SYSTEM_ONLY (售后中) are set only by modules that pass ``system=True``.
+    Returns the StatusChange row (a timeline event); ``customer.status`` is updated in place.
+    """
+    from django.utils.translation import gettext as _
+
+    from customers import lifecycle
+    from customers.models import StatusChange
+
+    reason = (reason or "").strip()
+    locked = Customer.all_objects.select_for_update().get(pk=customer.pk)
+    current = locked.status
+    labels = dict(Customer.Status.choices)
+    if to not in labels:
+        raise StatusChangeError(_("“%(status)s” is not a customer status.") % {"status": to})
+    if to == current:
+        raise StatusChangeError(_("The customer is already “%(status)s”.") % {"status": labels[to]})
+    if to in lifecycle.SYSTEM_ONLY and not system:
+        raise StatusChangeError(
+            _("“%(status)s” is set and cleared by the complaints module, not by hand.") % {"status": labels[to]}
+        )
+    if not lifecycle.allowed(current, to):
+        raise StatusChangeError(
+            _("A customer cannot go from “%(from)s” to “%(to)s”.") % {"from": labels[current], "to": labels[to]}
+        )
+    if to in lifecycle.REASON_REQUIRED and not reason:
+        raise StatusChangeError(_("Say why the customer becomes “%(status)s”.") % {"status": labels[to]})
+    limit = StatusChange._meta.get_field("reason").max_length
+    if len(reason) > limit:
+        raise StatusChangeError(_("The reason may be at most %(limit)d characters.") % {"limit": limit})
+
+    locked.status = to
+    locked._history_user = by
+    locked._change_reason = (reason or f"status: {current} → {to}")[:100]
+    locked.save(update_fields=["status", "updated_at"])
+    customer.status = to
+    return StatusChange.objects.create(
+        customer=locked, from_status=current, to_status=to, reason=reason, changed_by=by, changed_at=timezone.now()
+    )
+
+
+__all__ += ["StatusChangeError", "customer_change_status"]

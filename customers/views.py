@@ -379,6 +379,10 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
             Customer.all_objects.filter(merged_into=customer).only("id", "code", "deleted_at").order_by("id")[:10]
         ),
     }
+    # The follow-up panel: quick entry, status change and the timeline (followups.views).
+    from followups.views import detail_context
+
+    context.update(detail_context(request, customer, context["editable"]))
     return render(request, "customers/detail.html", context)
 
 

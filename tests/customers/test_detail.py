@@ -199,7 +199,8 @@ def test_it_marks_contracts_expiring_within_30_days(sales_rep, client_for, custo
 
 def test_it_shows_placeholders_for_the_modules_to_come(sales_rep, client_for, customer):
     body = english(client_for(sales_rep)).get(detail(customer)).content.decode()
-    assert body.count('data-testid="placeholder"') == 4
+    # Follow-ups landed (issue 5); opportunities, complaints and lottery wins are still to come.
+    assert body.count('data-testid="placeholder"') == 3
     for title in ("Follow-ups", "Opportunities", "Complaints", "Lottery wins"):
         assert title in body
     assert history(customer) in body
@@ -223,7 +224,8 @@ def test_it_builds_the_360_page_in_a_constant_number_of_queries(manager, client_
     add_rows(12)
     with CaptureQueriesContext(connection) as many:
         assert client.get(detail(customer)).status_code == 200
-    assert len(many) == len(few) <= 20
+    # 20 for the archive, plus the 360 timeline's four sources and the quick entry's contacts (issue 5).
+    assert len(many) == len(few) <= 25
 
 
 def test_it_stays_within_the_query_budget_for_a_sales_rep(
@@ -234,7 +236,7 @@ def test_it_stays_within_the_query_budget_for_a_sales_rep(
         TransactionFactory(customer=customer)
         ContractFactory(customer=customer)
     client = client_for(sales_rep)
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(25):  # 20 + the timeline and quick entry (issue 5)
         assert client.get(detail(customer)).status_code == 200
 
 

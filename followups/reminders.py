@@ -1,0 +1,175 @@
+"""Writes of the personal agenda: tasks (待办), notes (记事本), notifications and the reminder job.
+
+``send_due_reminders`` is run by Celery beat (followups.tasks.send_reminders). Each reminder is a
+Notification with a key unique per user, so running the job twice, or two workers at once, makes
+it exactly once; only the run that really created a notification e-mails it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models.functions import Cast, Concat
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from followups.models import Note, Notification, Task
+
+logger = logging.getLogger(__name__)
+
+# A reminder arrives a little before the task falls due, so there is time to act on it.
+REMINDER_LEAD = datetime.timedelta(minutes=15)
+# Fields of a task a user may change by hand.
+TASK_FIELDS = ("title", "customer", "due_at", "assignee")
+
+
+def task_reminder_key(task_id: int) -> str:
+    return f"task:{task_id}:due"
+
+
+# --- Tasks ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def task_create(*, title: str, due_at: datetime.datetime, assignee, by, customer=None, followup=None) -> Task:
+    return Task.objects.create(
+        title=title, due_at=due_at, assignee=assignee, customer=customer, followup=followup, created_by=by
+    )
+
+
+@transaction.atomic
+def task_update(*, task: Task, by, **changes) -> Task:
+    """Change the given fields of ``task``. A new due time or assignee deserves a fresh reminder:
+    the old one (if any) is already sent, so its key is released by deleting it when unread."""
+    unknown = set(changes) - set(TASK_FIELDS)
+    if unknown:
+        raise TypeError(f"task_update() got unexpected fields {sorted(unknown)}")
+    changed = [name for name, value in changes.items() if getattr(task, name) != value]
+    if not changed:
+        return task
+    reschedule = "due_at" in changed or "assignee" in changed
+    old_assignee_id = task.assignee_id
+    for name in changed:
+        setattr(task, name, changes[name])
+    task.save(update_fields=changed)
+    if reschedule:
+        Notification.objects.filter(
+            user_id=old_assignee_id, key=task_reminder_key(task.pk), read_at__isnull=True
+        ).delete()
+    return task
+
+
+@transaction.atomic
+def task_complete(*, task: Task, by) -> Task:
+    if not task.done:
+        task.done = True
+        task.done_at = timezone.now()
+        task.save(update_fields=["done", "done_at"])
+    return task
+
+
+# --- Notes ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def note_create(*, author, date: datetime.date, text: str) -> Note:
+    return Note.objects.create(author=author, date=date, text=text)
+
+
+@transaction.atomic
+def note_update(*, note: Note, date: datetime.date, text: str) -> Note:
+    note.date = date
+    note.text = text
+    note.save(update_fields=["date", "text", "updated_at"])
+    return note
+
+
+@transaction.atomic
+def note_delete(*, note: Note) -> None:
+    note.delete()
+
+
+# --- Notifications -------------------------------------------------------------------------------
+
+
+def notify(*, user, key: str, title: str, body: str = "", url: str = "") -> Notification | None:
+    """Create the notification ``key`` for ``user`` unless it exists; None when it already did.
+
+    The unique (user, key) constraint decides: the INSERT runs in a savepoint, and a concurrent
+    or earlier one makes it fail harmlessly (INSERT … ON CONFLICT DO NOTHING in effect)."""
+    if Notification.objects.filter(user=user, key=key).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return Notification.objects.create(user=user, key=key, title=title[:200], body=body, url=url[:300])
+    except IntegrityError:
+        return None
+
+
+def notification_mark_read(*, notification: Notification) -> Notification:
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def notifications_mark_all_read(*, user) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
+
+
+def _email(notification: Notification) -> bool:
+    address = notification.user.email
+    if not address:
+        return False
+    body = notification.body
+    if notification.url:
+        base = getattr(settings, "SITE_URL", "").rstrip("/")
+        body = f"{body}\n\n{base}{notification.url}" if base else body
+    try:
+        send_mail(notification.title, body, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
+    except Exception:  # noqa: BLE001 - a mail server hiccup must not stop the other reminders
+        logger.exception("reminder e-mail %s to user %s failed", notification.key, notification.user_id)
+        return False
+    Notification.objects.filter(pk=notification.pk).update(emailed_at=timezone.now())
+    return True
+
+
+def send_due_reminders(now: datetime.datetime | None = None) -> list[Notification]:
+    """Remind assignees of open tasks due by ``now`` + REMINDER_LEAD; return the notifications
+    this run created (and e-mailed, where the user has an address)."""
+    now = now or timezone.now()
+    already = Notification.objects.filter(
+        user_id=OuterRef("assignee_id"),
+        key=Concat(Value("task:"), Cast(OuterRef("pk"), CharField()), Value(":due"), output_field=CharField()),
+    )
+    due = (
+        Task.objects.open()
+        .filter(due_at__lte=now + REMINDER_LEAD)
+        .exclude(Exists(already))
+        .select_related("assignee", "customer")
+        .order_by("due_at", "pk")
+    )
+    created: list[Notification] = []
+    for task in due.iterator(chunk_size=500):
+        due_local = timezone.localtime(task.due_at)
+        body = _("Due %(when)s") % {"when": f"{due_local:%Y-%m-%d %H:%M}"}
+        if task.customer_id:
+            body += f" · {task.customer.code} {task.customer.name}"
+        notification = notify(
+            user=task.assignee,
+            key=task_reminder_key(task.pk),
+            title=_("Task due: %(title)s") % {"title": task.title},
+            body=body,
+            url=reverse("followups:tasks") + f"#task-{task.pk}",
+        )
+        if notification is not None:
+            created.append(notification)
+    for notification in created:
+        _email(notification)
+    return created

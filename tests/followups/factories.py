@@ -1,0 +1,34 @@
+"""Factories of follow-ups and tasks (shared by the follow-up and agenda tests)."""
+
+import datetime
+
+import factory
+from django.utils import timezone
+
+from followups.models import FollowUp, Task
+from tests.customers.factories import CustomerFactory
+from tests.factories import UserFactory
+
+
+class FollowUpFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FollowUp
+
+    customer = factory.SubFactory(CustomerFactory)
+    kind = FollowUp.Kind.PHONE
+    happened_at = factory.LazyFunction(timezone.now)
+    content = factory.Sequence(lambda n: f"电话沟通需求 {n}")
+    result = "客户有兴趣"
+    created_by = factory.LazyAttribute(lambda f: f.customer.owner)
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Task
+
+    title = factory.Sequence(lambda n: f"待办 {n}")
+    customer = factory.SubFactory(CustomerFactory)
+    due_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(days=1))
+    # The customer's owner by default (as a task from a follow-up), else a fresh user.
+    assignee = factory.LazyAttribute(lambda t: (t.customer.owner if t.customer else None) or UserFactory())
+    created_by = factory.LazyAttribute(lambda t: t.assignee)

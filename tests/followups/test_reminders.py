@@ -1,0 +1,115 @@
+"""Reminders really arrive, exactly once: the beat job's run twice, or by two workers at once."""
+
+import datetime
+import threading
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from followups import reminders
+from followups.models import Notification, Task
+from followups.tasks import send_reminders
+from tests.customers.factories import CustomerFactory
+from tests.factories import UserFactory
+from tests.followups.factories import TaskFactory
+
+
+@pytest.mark.django_db
+def test_it_reminds_once_and_emails_once_even_if_run_twice(sales_rep):
+    task = TaskFactory(customer=CustomerFactory(owner=sales_rep), title="Call Mr Li", due_at=timezone.now())
+    first = reminders.send_due_reminders()
+    second = reminders.send_due_reminders()
+    assert [n.key for n in first] == [f"task:{task.pk}:due"] and second == []
+    notification = Notification.objects.get(user=sales_rep)
+    assert "Call Mr Li" in notification.title and notification.emailed_at is not None
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [sales_rep.email]
+
+
+@pytest.mark.django_db
+def test_it_reminds_a_little_before_the_due_time_but_not_long_before(sales_rep):
+    now = timezone.now()
+    soon = TaskFactory(customer=None, assignee=sales_rep, due_at=now + datetime.timedelta(minutes=10))
+    TaskFactory(customer=None, assignee=sales_rep, due_at=now + datetime.timedelta(hours=2))
+    created = reminders.send_due_reminders(now=now)
+    assert [n.key for n in created] == [f"task:{soon.pk}:due"]
+
+
+@pytest.mark.django_db
+def test_it_skips_done_tasks(sales_rep):
+    TaskFactory(customer=None, assignee=sales_rep, due_at=timezone.now(), done=True)
+    assert reminders.send_due_reminders() == []
+
+
+@pytest.mark.django_db
+def test_it_notifies_but_does_not_email_a_user_without_address():
+    user = UserFactory(email="")
+    TaskFactory(customer=None, assignee=user, due_at=timezone.now())
+    assert len(reminders.send_due_reminders()) == 1
+    assert mail.outbox == []
+    assert Notification.objects.get(user=user).emailed_at is None
+
+
+@pytest.mark.django_db
+def test_it_reminds_again_after_the_due_time_is_moved(sales_rep):
+    task = TaskFactory(customer=None, assignee=sales_rep, due_at=timezone.now())
+    reminders.send_due_reminders()
+    reminders.task_update(task=task, by=sales_rep, due_at=timezone.now() + datetime.timedelta(minutes=5))
+    assert len(reminders.send_due_reminders()) == 1
+    assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db
+def test_the_celery_task_runs_the_job(sales_rep):
+    TaskFactory(customer=None, assignee=sales_rep, due_at=timezone.now())
+    assert send_reminders.apply().get() == 1
+    assert send_reminders.apply().get() == 0
+
+
+@pytest.mark.django_db
+def test_the_beat_schedules_the_job():
+    from cims.celery import app
+
+    assert any(entry["task"] == "followups.tasks.send_reminders" for entry in app.conf.beat_schedule.values())
+
+
+@pytest.mark.django_db
+def test_notify_creates_a_key_once(sales_rep):
+    assert reminders.notify(user=sales_rep, key="k", title="One") is not None
+    assert reminders.notify(user=sales_rep, key="k", title="Two") is None
+    assert Notification.objects.filter(user=sales_rep).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_still_remind_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
+    users = [UserFactory() for _ in range(3)]
+    for user in users:
+        for _ in range(10):
+            Task.objects.create(title="Due", assignee=user, due_at=timezone.now())
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def worker():
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            results.append(len(reminders.send_due_reminders()))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(results) == 30
+    assert Notification.objects.count() == 30
+    assert len(mail.outbox) == 30
+    assert len({tuple(message.to) + (message.subject,) for message in mail.outbox}) <= 30
