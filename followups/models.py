@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 
@@ -27,7 +28,7 @@ class FollowUp(models.Model):
     class Kind(models.TextChoices):
         PHONE = "phone", _("Phone call")  # 电话
         VISIT = "visit", _("Visit")  # 拜访
-        EMAIL = "email", _("Email")  # 邮件
+        EMAIL = "email", pgettext_lazy("follow-up type", "Email")  # 邮件, not the 邮箱 of an address
         WECHAT = "wechat", _("WeChat")  # 微信
         MEETING = "meeting", _("Meeting")  # 会议
         RETURN_VISIT = "return_visit", _("Return visit")  # 回访 (with a satisfaction score)
