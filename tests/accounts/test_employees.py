@@ -1,11 +1,10 @@
-import threading
-
 import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Employee
+from tests.concurrency import run_at_once
 from tests.factories import DepartmentFactory, EmployeeFactory, UserFactory
 
 LIST = reverse("accounts:employee_list")
@@ -161,25 +160,10 @@ def test_it_deletes_an_employee(administrator, client_for):
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_numbers_unique_when_created_at_once():
     department = DepartmentFactory()
-    numbers: list[str] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def create():
-        try:
-            barrier.wait()
-            for _ in range(5):
-                numbers.append(Employee.objects.create(name="并发", department=department).number)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=create) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_at_once(
+        lambda: [Employee.objects.create(name="并发", department=department).number for _ in range(5)], threads=8
+    )
+    numbers = [number for batch in results for number in batch]
     assert not errors
     assert len(numbers) == 40
     assert len(set(numbers)) == 40

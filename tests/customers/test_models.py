@@ -2,7 +2,6 @@
 
 import datetime
 import re
-import threading
 from decimal import Decimal
 
 import pytest
@@ -11,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 
 from customers.models import Contact, Contract, Customer, Transaction, name_grams
+from tests.concurrency import run_at_once
 from tests.customers.factories import ContactFactory, ContractFactory, CustomerFactory, TransactionFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,25 +35,8 @@ def test_it_keeps_the_code_when_a_customer_is_saved_again():
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrency is proven on PostgreSQL (DATABASE_URL)")
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the shipped lookups for later tests
 def test_it_keeps_codes_unique_when_created_at_once():
-    codes: list[str] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def create():
-        try:
-            barrier.wait()
-            for _ in range(5):
-                codes.append(Customer.objects.create(name="并发客户").code)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=create) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_at_once(lambda: [Customer.objects.create(name="并发客户").code for _ in range(5)], threads=8)
+    codes = [code for batch in results for code in batch]
     assert not errors
     assert len(codes) == 40
     assert len(set(codes)) == 40

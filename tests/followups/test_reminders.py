@@ -1,7 +1,6 @@
 """Reminders really arrive, exactly once: the beat job's run twice, or by two workers at once."""
 
 import datetime
-import threading
 
 import pytest
 from django.core import mail
@@ -11,6 +10,7 @@ from django.utils import timezone
 from followups import reminders
 from followups.models import Notification, Task
 from followups.tasks import send_reminders
+from tests.concurrency import run_at_once
 from tests.customers.factories import CustomerFactory
 from tests.factories import UserFactory
 from tests.followups.factories import TaskFactory
@@ -89,25 +89,7 @@ def test_two_workers_at_once_still_remind_once():
     for user in users:
         for _ in range(10):
             Task.objects.create(title="Due", assignee=user, due_at=timezone.now())
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def worker():
-        from django.db import connections
-
-        try:
-            barrier.wait()
-            results.append(len(reminders.send_due_reminders()))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_at_once(lambda: len(reminders.send_due_reminders()), threads=2)
     assert errors == []
     assert sum(results) == 30
     assert Notification.objects.count() == 30
