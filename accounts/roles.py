@@ -54,6 +54,9 @@ _FOLLOWUP_WORK = [
     "followups.view_followup",
     "followups.add_followup",
     "followups.change_followup",
+    "followups.view_opportunity",
+    "followups.add_opportunity",
+    "followups.change_opportunity",
     *_OWN_AGENDA,
 ]
 
@@ -91,9 +94,11 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.add_contract",
         "customers.change_contract",
         "customers.view_statuschange",
+        "customers.claim_customer",
         *_FOLLOWUP_WORK,
         "followups.delete_followup",
         "followups.delete_task",
+        "followups.delete_opportunity",
     ],
     SALES: [
         "accounts.access_staff_ui",
@@ -118,6 +123,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.add_contract",
         "customers.change_contract",
         "customers.view_statuschange",
+        "customers.claim_customer",
         *_FOLLOWUP_WORK,
     ],
     SERVICE: [

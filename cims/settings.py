@@ -202,6 +202,14 @@ IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_000_000, minimum=1)
 # Files with more data rows than this are checked and imported by the Celery worker, with progress.
 IMPORT_BACKGROUND_ROWS = env_int("IMPORT_BACKGROUND_ROWS", 3000, minimum=0)
 
+# --- Sales rules (followups) ------------------------------------------------------------------
+# The customer pool (公海): how many customers a rep may own, and when an idle customer returns.
+POOL_MAX_OWNED = env_int("POOL_MAX_OWNED", 2000, minimum=1)
+POOL_IDLE_DAYS = env_int("POOL_IDLE_DAYS", 30, minimum=1)
+POOL_WARNING_DAYS = env_int("POOL_WARNING_DAYS", 3, minimum=0)
+# Contracts: how many days before the end date the owner is reminded and a renewal task is made.
+CONTRACT_RENEWAL_DAYS = env_int("CONTRACT_RENEWAL_DAYS", 30, minimum=1)
+
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

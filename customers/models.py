@@ -386,6 +386,7 @@ class Customer(models.Model):
             ("export_customers", _("Can export customer lists")),
             ("export_unmasked_customers", _("Can export personal fields unmasked")),
             ("merge_customers", _("Can find and merge duplicate customers")),
+            ("claim_customer", _("Can browse the customer pool and claim customers from it")),
         ]
         indexes = [
             models.Index(fields=["status", "-id"], name="customer_status_id"),
