@@ -22,6 +22,7 @@ from customers import exporting
 from customers.forms_list import SORTS, CustomerFilterForm, ListChoices
 from customers.models import Contract, Customer, CustomField, Transaction
 from customers.views import filter_customers
+from followups.models import FollowUp
 
 PERMISSION = "customers.export_customers"
 
@@ -121,7 +122,7 @@ def customer_export(request: HttpRequest) -> HttpResponse:
 
 
 def _related_export(
-    request: HttpRequest, *, model, form_class, date_field: str, view_perm: str, export
+    request: HttpRequest, *, model, form_class, date_field: str, view_perm: str, export, order_field: str = ""
 ) -> HttpResponse:
     if not request.user.has_perm(view_perm):
         raise PermissionDenied(view_perm)
@@ -144,7 +145,7 @@ def _related_export(
         queryset = queryset.filter(customer_id=data["customer"])
     if data.get("status"):
         queryset = queryset.filter(status=data["status"])
-    queryset = queryset.order_by(f"-{date_field}", "-pk")
+    queryset = queryset.order_by(f"-{order_field or date_field}", "-pk")
     return _download(
         export(
             user=request.user,
@@ -167,6 +168,22 @@ def transaction_export(request: HttpRequest) -> HttpResponse:
         date_field="date",
         view_perm="customers.view_transaction",
         export=exporting.export_transactions,
+    )
+
+
+@staff_permission_required(PERMISSION)
+@require_GET
+def followup_export(request: HttpRequest) -> HttpResponse:
+    """Follow-ups of the customers the user may see, by the day they happened (Asia/Shanghai):
+    ``date_from``, ``date_to``, ``customer``."""
+    return _related_export(
+        request,
+        model=FollowUp,
+        form_class=RelatedExportForm,
+        date_field="happened_at__date",
+        order_field="happened_at",
+        view_perm="followups.view_followup",
+        export=exporting.export_followups,
     )
 
 

@@ -52,6 +52,7 @@ from customers.models import (
     Tag,
     Transaction,
 )
+from followups.models import FollowUp
 
 CSV, XLSX = "csv", "xlsx"
 CONTENT_TYPES = {
@@ -405,6 +406,69 @@ class TransactionExportResource(FastExportMixin, resources.ModelResource):
         return CHANNEL_LABELS.get(transaction.channel, transaction.channel)
 
 
+class FollowUpExportResource(FastExportMixin, resources.ModelResource):
+    """A follow-up (跟进记录) with its customer's code and name and who recorded it."""
+
+    customer_code = Field(attribute="customer__code", column_name="客户编号")
+    customer_name = Field(attribute="customer__name", column_name="客户名称")
+    kind = Field(column_name="跟进方式")
+    happened_at = Field(column_name="跟进时间")
+    content = Field(attribute="content", column_name="跟进内容")
+    result = Field(attribute="result", column_name="跟进结果")
+    next_contact_date = Field(column_name="下次联系日期")
+    satisfaction = Field(attribute="satisfaction", column_name="满意度")
+    created_by = Field(column_name="记录人")
+
+    class Meta:
+        model = FollowUp
+        fields = (
+            "customer_code",
+            "customer_name",
+            "kind",
+            "happened_at",
+            "content",
+            "result",
+            "next_contact_date",
+            "satisfaction",
+            "created_by",
+        )
+        export_order = fields
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._build_plan()
+        self.kinds = dict(FollowUp.Kind.choices)
+
+    @staticmethod
+    def queryset(queryset: QuerySet) -> QuerySet:
+        return queryset.select_related("customer", "created_by").only(
+            "id",
+            "kind",
+            "happened_at",
+            "content",
+            "result",
+            "next_contact_date",
+            "satisfaction",
+            "customer__id",
+            "customer__code",
+            "customer__name",
+            "created_by__id",
+            "created_by__username",
+        )
+
+    def dehydrate_kind(self, followup: FollowUp) -> str:
+        return str(self.kinds.get(followup.kind, followup.kind))
+
+    def dehydrate_happened_at(self, followup: FollowUp) -> str:
+        return _local_datetime(followup.happened_at)
+
+    def dehydrate_next_contact_date(self, followup: FollowUp) -> str:
+        return _iso_date(followup.next_contact_date)
+
+    def dehydrate_created_by(self, followup: FollowUp) -> str:
+        return followup.created_by.username if followup.created_by else ""
+
+
 class ContractExportResource(FastExportMixin, resources.ModelResource):
     customer_code = Field(attribute="customer__code", column_name="客户编号")
     customer_name = Field(attribute="customer__name", column_name="客户名称")
@@ -754,6 +818,21 @@ def export_transactions(*, user, queryset: QuerySet, fmt: str, detail: str = "",
         stem="transactions",
         title="交易记录",
         object_type="customers.transaction",
+    )
+
+
+def export_followups(*, user, queryset: QuerySet, fmt: str, detail: str = "", request=None) -> ExportFile:
+    """Follow-ups of the customers ``user`` may see (``queryset`` filtered and sorted by the caller)."""
+    return _export_related(
+        user=user,
+        queryset=queryset,
+        fmt=fmt,
+        detail=detail,
+        request=request,
+        resource=FollowUpExportResource(),
+        stem="followups",
+        title="跟进记录",
+        object_type="followups.followup",
     )
 
 

@@ -43,6 +43,7 @@ urlpatterns = [
     path("export/", export_views.customer_export, name="export"),
     path("export/transactions/", export_views.transaction_export, name="export_transactions"),
     path("export/contracts/", export_views.contract_export, name="export_contracts"),
+    path("export/followups/", export_views.followup_export, name="export_followups"),
     # Duplicates already in the archive, and merging (customers/merge_views.py, customers/merging.py)
     path("duplicates/archive/", merge_views.duplicate_list, name="duplicates"),
     path("merge/<int:pk>/<int:other>/", merge_views.customer_merge, name="merge"),
