@@ -195,3 +195,99 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class OpportunityQuerySet(models.QuerySet):
+    def visible_to(self, user) -> OpportunityQuerySet:
+        """Opportunities of the customers ``user`` may see (the customer archive's one rule)."""
+        from customers.models import Customer
+
+        return self.filter(customer__in=Customer.objects.visible_to(user))
+
+    def open(self) -> OpportunityQuerySet:
+        return self.exclude(stage__in=Opportunity.CLOSED_STAGES)
+
+
+class Opportunity(models.Model):
+    """A sales opportunity (商机): a deal in the pipeline from first contact to won or lost."""
+
+    class Stage(models.TextChoices):
+        INITIAL = "initial", _("Initial contact")  # 初步接触
+        NEEDS = "needs", _("Needs confirmed")  # 需求确认
+        PROPOSAL = "proposal", _("Proposal and quote")  # 方案报价
+        NEGOTIATION = "negotiation", _("Negotiation")  # 商务谈判
+        WON = "won", _("Won")  # 赢单
+        LOST = "lost", _("Lost")  # 输单
+
+    # The probability (percent) a stage starts with; the user may change it per opportunity.
+    DEFAULT_PROBABILITY = {
+        Stage.INITIAL: 10,
+        Stage.NEEDS: 30,
+        Stage.PROPOSAL: 50,
+        Stage.NEGOTIATION: 75,
+        Stage.WON: 100,
+        Stage.LOST: 0,
+    }
+    CLOSED_STAGES = (Stage.WON, Stage.LOST)
+
+    customer = models.ForeignKey(
+        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="opportunities"
+    )
+    title = models.CharField(_("title"), max_length=200)
+    stage = models.CharField(_("stage"), max_length=16, choices=Stage.choices, default=Stage.INITIAL)
+    amount = models.DecimalField(_("expected amount (CNY)"), max_digits=14, decimal_places=2, default=0)
+    probability = models.PositiveSmallIntegerField(_("probability (%)"), default=10)
+    expected_close_date = models.DateField(_("expected close date"), null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.PROTECT, related_name="opportunities"
+    )
+    description = models.TextField(_("products or description"), blank=True)
+    lost_reason = models.CharField(_("lost reason"), max_length=200, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    objects = OpportunityQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("opportunity")
+        verbose_name_plural = _("opportunities")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
+            models.Index(fields=["stage", "-created_at", "-id"], name="opportunity_stage_time"),
+            models.Index(fields=["customer", "-created_at", "-id"], name="opportunity_customer_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=0),
+                name="opportunity_amount_not_negative",
+                violation_error_message=_("The amount cannot be negative."),
+            ),
+            models.CheckConstraint(
+                condition=Q(probability__gte=0, probability__lte=100),
+                name="opportunity_probability_0_to_100",
+                violation_error_message=_("The probability is a percentage from 0 to 100."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_closed(self) -> bool:
+        return self.stage in self.CLOSED_STAGES
+
+    @property
+    def weighted_amount(self):
+        from decimal import Decimal
+
+        return (self.amount * self.probability / Decimal(100)).quantize(Decimal("0.01"))

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from customers.access import can_edit
 from customers.models import Contract, Customer, StatusChange, Transaction
-from followups.models import FollowUp, Task
+from followups.models import FollowUp, Opportunity, Task
 
 # A follow-up may be dated a little ahead of the server's clock (a phone that runs fast).
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
@@ -163,13 +163,13 @@ def followup_update(*, followup: FollowUp, by, **changes) -> FollowUp:
 
 TIMELINE_PAGE = 20
 # Rank of each source among items at the same moment (higher comes first, newest-first order).
-SOURCE_RANK = {"followup": 4, "status": 3, "transaction": 2, "contract": 1}
+SOURCE_RANK = {"opportunity": 5, "followup": 4, "status": 3, "transaction": 2, "contract": 1}
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 @dataclass
 class TimelineItem:
-    source: str  # followup, status, transaction or contract
+    source: str  # opportunity, followup, status, transaction or contract
     when: datetime.datetime
     obj: Any
 
@@ -232,8 +232,8 @@ def _midnight(date: datetime.date) -> datetime.datetime:
 
 
 def customer_timeline(*, customer: Customer, user, cursor: str | None = None, size: int = TIMELINE_PAGE):
-    """One page of ``customer``'s timeline, newest first: follow-ups, status changes, transactions
-    and contracts (at their start date), those the user may view.
+    """One page of ``customer``'s timeline, newest first: opportunities (when opened), follow-ups,
+    status changes, transactions and contracts (at their start date), those the user may view.
 
     Each source is read once per page (``size + 1`` rows in time order, from an index on customer
     and time), merged here; the cursor is the last item's (time, source, id), so a page costs the
@@ -242,6 +242,16 @@ def customer_timeline(*, customer: Customer, user, cursor: str | None = None, si
     position = parse_cursor(cursor)
     perms = user.get_all_permissions()
     sources = []
+    if "followups.view_opportunity" in perms:
+        sources.append(
+            (
+                "opportunity",
+                "created_at",
+                Opportunity.objects.filter(customer=customer).select_related("owner"),
+                _before_datetime,
+                lambda obj: obj.created_at,
+            )
+        )
     if "followups.view_followup" in perms:
         sources.append(
             (

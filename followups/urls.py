@@ -1,6 +1,6 @@
 from django.urls import path
 
-from followups import agenda_views, views
+from followups import agenda_views, opportunity_views, views
 
 app_name = "followups"
 
@@ -25,4 +25,12 @@ urlpatterns = [
     path("notes/new/", agenda_views.note_create, name="note_create"),
     path("notes/<int:pk>/edit/", agenda_views.note_edit, name="note_edit"),
     path("notes/<int:pk>/delete/", agenda_views.note_delete, name="note_delete"),
+    # Sales opportunities and the pipeline board (followups/opportunity_views.py)
+    path("pipeline/", opportunity_views.pipeline, name="pipeline"),
+    path("opportunities/", opportunity_views.opportunity_list, name="opportunities"),
+    path("customer/<int:pk>/opportunities/new/", opportunity_views.opportunity_create, name="opportunity_create"),
+    path("opportunities/<int:pk>/edit/", opportunity_views.opportunity_edit, name="opportunity_edit"),
+    path("opportunities/<int:pk>/move/", opportunity_views.opportunity_move, name="opportunity_move"),
+    path("opportunities/<int:pk>/win/", opportunity_views.opportunity_win, name="opportunity_win"),
+    path("opportunities/<int:pk>/lose/", opportunity_views.opportunity_lose, name="opportunity_lose"),
 ]

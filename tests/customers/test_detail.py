@@ -199,9 +199,9 @@ def test_it_marks_contracts_expiring_within_30_days(sales_rep, client_for, custo
 
 def test_it_shows_placeholders_for_the_modules_to_come(sales_rep, client_for, customer):
     body = english(client_for(sales_rep)).get(detail(customer)).content.decode()
-    # Follow-ups landed (issue 5); opportunities, complaints and lottery wins are still to come.
-    assert body.count('data-testid="placeholder"') == 3
-    for title in ("Follow-ups", "Opportunities", "Complaints", "Lottery wins"):
+    # Follow-ups and opportunities landed (issue 5); complaints and lottery wins are still to come.
+    assert body.count('data-testid="placeholder"') == 2
+    for title in ("Timeline", "New opportunity", "Complaints", "Lottery wins"):
         assert title in body
     assert history(customer) in body
 

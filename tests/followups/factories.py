@@ -1,11 +1,12 @@
 """Factories of follow-ups and tasks (shared by the follow-up and agenda tests)."""
 
 import datetime
+from decimal import Decimal
 
 import factory
 from django.utils import timezone
 
-from followups.models import FollowUp, Task
+from followups.models import FollowUp, Opportunity, Task
 from tests.customers.factories import CustomerFactory
 from tests.factories import UserFactory
 
@@ -32,3 +33,15 @@ class TaskFactory(factory.django.DjangoModelFactory):
     # The customer's owner by default (as a task from a follow-up), else a fresh user.
     assignee = factory.LazyAttribute(lambda t: (t.customer.owner if t.customer else None) or UserFactory())
     created_by = factory.LazyAttribute(lambda t: t.assignee)
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Opportunity
+
+    customer = factory.SubFactory(CustomerFactory)
+    title = factory.Sequence(lambda n: f"年度采购项目 {n}")
+    amount = Decimal("100000.00")
+    probability = 10
+    owner = factory.LazyAttribute(lambda o: o.customer.owner)
+    created_by = factory.LazyAttribute(lambda o: o.owner)

@@ -112,7 +112,7 @@ def test_a_page_costs_the_same_number_of_queries(sales_rep, client_for, customer
         StatusChange.objects.create(customer=customer, from_status="prospect", to_status="intent", changed_at=at(2))
     client = client_for(sales_rep)
     cursor = customer_timeline(customer=customer, user=sales_rep).next_cursor
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         assert client.get(timeline_url(customer)).status_code == 200
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         assert client.get(timeline_url(customer), {"before": cursor}).status_code == 200
