@@ -4,6 +4,7 @@ import os
 from datetime import timedelta
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cims.settings")
 
@@ -16,6 +17,11 @@ app.conf.beat_schedule = {
     "heartbeat": {"task": "cims.tasks.heartbeat", "schedule": timedelta(minutes=1)},
     # Reminders of tasks falling due (exactly once per task, however often or widely it runs).
     "followups-reminders": {"task": "followups.tasks.send_reminders", "schedule": timedelta(minutes=1)},
+    # The customer pool (公海), at night in Asia/Shanghai (CELERY_TIMEZONE): warn first, then return.
+    "pool-warn-idle": {"task": "followups.tasks.warn_idle_customers", "schedule": crontab(hour=1, minute=50)},
+    "pool-return-idle": {"task": "followups.tasks.return_idle_customers", "schedule": crontab(hour=2, minute=0)},
+    # Contracts: expire those past their end date, remind owners of those ending soon.
+    "contract-renewals": {"task": "followups.tasks.contract_renewals", "schedule": crontab(hour=2, minute=30)},
 }
 
 

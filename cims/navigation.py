@@ -26,6 +26,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Dashboard"), "reports:dashboard", "speedometer2"),
     NavItem(_("Customers"), "customers:list", "people", "customers.view_customer", _("Customers")),
     NavItem(_("Phone book"), "customers:phonebook", "journal-text", "customers.view_contact", _("Customers")),
+    NavItem(_("Customer pool"), "customers:pool", "inboxes", "customers.claim_customer", _("Customers")),
     NavItem(_("Import"), "customers:import", "upload", "customers.import_customers", _("Customers")),
     NavItem(_("Duplicates"), "customers:duplicates", "intersect", "customers.merge_customers", _("Customers")),
     NavItem(_("Follow-ups"), "followups:list", "chat-left-text", "followups.view_followup", _("Sales")),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers import editing, export_views, import_views, merge_views, views
+from customers import editing, export_views, import_views, merge_views, pool_views, views
 
 app_name = "customers"
 
@@ -47,4 +47,8 @@ urlpatterns = [
     # Duplicates already in the archive, and merging (customers/merge_views.py, customers/merging.py)
     path("duplicates/archive/", merge_views.duplicate_list, name="duplicates"),
     path("merge/<int:pk>/<int:other>/", merge_views.customer_merge, name="merge"),
+    # The customer pool (公海) (customers/pool_views.py, services in customers/pool.py)
+    path("pool/", pool_views.pool, name="pool"),
+    path("pool/<int:pk>/claim/", pool_views.pool_claim, name="pool_claim"),
+    path("<int:pk>/release/", pool_views.pool_release, name="pool_release"),
 ]

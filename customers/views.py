@@ -383,6 +383,9 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     from followups.views import detail_context
 
     context.update(detail_context(request, customer, context["editable"]))
+    from customers.pool import may_release
+
+    context["may_release"] = context["editable"] and may_release(request.user, customer)
     return render(request, "customers/detail.html", context)
 
 

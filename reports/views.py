@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -9,8 +10,10 @@ from accounts.roles import ROLE_LABELS
 from cims.models import Heartbeat
 from cims.navigation import visible_items
 from followups.models import Task
+from followups.renewals import expiring_contracts_for
 
 OVERDUE_SHOWN = 5
+EXPIRING_SHOWN = 5
 
 
 @staff_required
@@ -27,4 +30,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["overdue_count"] = overdue.count()
         if context["overdue_count"]:
             context["overdue_tasks"] = list(overdue.select_related("customer").order_by("due_at", "pk")[:OVERDUE_SHOWN])
+    if request.user.has_perm("customers.view_contract"):
+        expiring = expiring_contracts_for(request.user)
+        context["expiring_count"] = expiring.count()
+        if context["expiring_count"]:
+            context["expiring_contracts"] = list(
+                expiring.select_related("customer")
+                .only("id", "number", "title", "end_date", "customer__id", "customer__code", "customer__name")
+                .order_by("end_date", "pk")[:EXPIRING_SHOWN]
+            )
+            context["renewal_days"] = settings.CONTRACT_RENEWAL_DAYS
     return render(request, "reports/dashboard.html", context)

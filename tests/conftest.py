@@ -112,3 +112,19 @@ def shipped_reference_data(db):
     from django.apps import apps
 
     importlib.import_module("customers.migrations.0002_reference_data_and_roles").load_reference_data(apps, None)
+
+
+def pytest_collection_modifyitems(items):
+    """Every transactional test reloads the data the migrations ship (serialized rollback).
+
+    A transactional test ends by emptying every table; Django then recreates content types and
+    permissions unless the test uses serialized rollback, and a later serialized test, loading its
+    copy, fails on the rows recreated. Making them all serialized keeps any order of tests working
+    and every test starting with the shipped provinces, lookups and role groups.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+            item.add_marker(
+                pytest.mark.django_db(*marker.args, **{**marker.kwargs, "serialized_rollback": True}), append=False
+            )
