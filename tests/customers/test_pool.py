@@ -163,14 +163,14 @@ def test_two_reps_claiming_at_once_cannot_both_win():
 
     def claim():
         rep = queue.pop()
-        try:
-            pool.customer_claim(customer_id=customer.pk, by=rep)
-        except pool.PoolError as error:
-            return ("lost", str(error))
+        with translation.override("en"):  # each thread has its own active language
+            try:
+                pool.customer_claim(customer_id=customer.pk, by=rep)
+            except pool.PoolError as error:
+                return ("lost", str(error))
         return ("won", rep.pk)
 
-    with translation.override("en"):
-        results, errors = run_at_once(claim, threads=4)
+    results, errors = run_at_once(claim, threads=4)
     assert errors == []
     winners = [r for r in results if r[0] == "won"]
     assert len(winners) == 1
