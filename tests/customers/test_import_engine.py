@@ -535,6 +535,12 @@ def test_the_template_imports_cleanly(sales_rep):
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the shipped lookups for later tests
 def test_it_checks_and_imports_through_a_real_celery_worker(tmp_path, monkeypatch, shipped_reference_data):
+    if connection.vendor == "sqlite":
+        # The test database is in memory, shared between this thread and the worker's in SQLite's
+        # shared-cache mode, which locks whole tables without waiting: the worker's progress update
+        # fails whenever this thread's polling read overlaps it. (The quick start's file database
+        # waits for locks instead.) The CI's PostgreSQL run covers the worker path.
+        pytest.skip("the worker path is tested on PostgreSQL")
     from celery import Celery
     from celery.contrib.testing.worker import start_worker
 
