@@ -186,11 +186,8 @@ def calendar(request: HttpRequest) -> HttpResponse:
     return render(request, "followups/calendar.html", context)
 
 
-def _history_entries(user, kind: str, text: str, limit: int) -> tuple[list[dict], int]:
-    """The newest ``limit`` past entries of the chosen kind(s), merged by date, and their total.
-
-    Each source is asked for at most ``limit`` rows (the page's end), so a deep archive costs no
-    more than the page asked for."""
+def _history_sources(user, kind: str, text: str) -> list[tuple]:
+    """(queryset, entry maker) of each source of the past entries of the chosen kind(s)."""
     today = timezone.localdate()
     sources = []
     if kind in ("", "note"):
@@ -225,12 +222,17 @@ def _history_entries(user, kind: str, text: str, limit: int) -> tuple[list[dict]
                 lambda f: {"kind": "followup", "date": timezone.localdate(f.happened_at), "object": f},
             )
         )
-    entries, total = [], 0
+    return sources
+
+
+def _history_entries(sources: list[tuple], limit: int) -> list[dict]:
+    """The newest ``limit`` entries of the sources, merged by date. Each source is asked for at most
+    ``limit`` rows (the page's end), so a deep archive costs no more than the page asked for."""
+    entries = []
     for queryset, entry in sources:
-        total += queryset.count()
         entries.extend(entry(obj) for obj in queryset[:limit])
     entries.sort(key=lambda e: e["date"], reverse=True)
-    return entries[:limit], total
+    return entries[:limit]
 
 
 @staff_permission_required("followups.view_task")
@@ -241,15 +243,14 @@ def history(request: HttpRequest) -> HttpResponse:
     text, kind = "", ""
     if form.is_bound and form.is_valid():
         text, kind = form.cleaned_data["q"].strip(), form.cleaned_data["kind"]
-    try:
-        number = max(1, int(request.GET.get("page", 1)))
-    except ValueError:
-        number = 1
-    entries, total = _history_entries(request.user, kind, text, number * HISTORY_PER_PAGE)
+    page = request.GET.get("page", "1")
+    number = max(1, int(page)) if page.isascii() and page.isdigit() and len(page) <= 6 else 1
+    sources = _history_sources(request.user, kind, text)
+    # Counted first, so that a page beyond the last (?page=999999) is clamped before any rows are read.
+    total = sum(queryset.count() for queryset, _entry in sources)
     pages = max(1, -(-total // HISTORY_PER_PAGE))
-    if number > pages:
-        number = pages
-        entries, total = _history_entries(request.user, kind, text, number * HISTORY_PER_PAGE)
+    number = min(number, pages)
+    entries = _history_entries(sources, number * HISTORY_PER_PAGE)
     page_entries = entries[(number - 1) * HISTORY_PER_PAGE : number * HISTORY_PER_PAGE]
     query = urlencode({name: value for name, value in (("q", text), ("kind", kind)) if value})
     context = {

@@ -129,5 +129,12 @@ def test_the_history_pages(client_for, sales_rep, frozen, django_assert_max_num_
 
 def test_the_history_survives_bad_input(client_for, sales_rep):
     client = client_for(sales_rep)
-    for params in ({"page": "x"}, {"page": "999"}, {"kind": "bogus"}, {"q": "x" * 500}):
+    for params in (
+        {"page": "x"},
+        {"page": "999"},
+        {"page": "9" * 30},
+        {"page": "-5"},
+        {"kind": "bogus"},
+        {"q": "x" * 500},
+    ):
         assert client.get(reverse("followups:history"), params).status_code == 200
