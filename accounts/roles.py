@@ -60,6 +60,13 @@ _FOLLOWUP_WORK = [
     *_OWN_AGENDA,
 ]
 
+# The product catalogue: everyone who sells or serves reads it (prices, stock).
+_VIEW_PRODUCTS = ["customers.view_product", "customers.view_productcategory"]
+# Files kept with customers and contracts (营业执照, scanned contracts): those who work the account.
+_ATTACHMENT_WORK = ["customers.view_attachment", "customers.add_attachment", "customers.delete_attachment"]
+# Marketing campaigns: reps read them and record how their customers responded.
+_CAMPAIGN_RESPONSES = ["followups.view_campaign", "followups.view_campaignmember", "followups.change_campaignmember"]
+
 ROLE_PERMISSIONS: dict[str, str | list[str]] = {
     ADMIN: ALL,
     MANAGER: [
@@ -99,6 +106,19 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "followups.delete_followup",
         "followups.delete_task",
         "followups.delete_opportunity",
+        "followups.view_due_return_visits",
+        *_VIEW_PRODUCTS,
+        "customers.add_product",
+        "customers.change_product",
+        "customers.backorder_product",
+        "customers.view_stockmovement",
+        *_ATTACHMENT_WORK,
+        *_CAMPAIGN_RESPONSES,
+        "followups.add_campaign",
+        "followups.change_campaign",
+        "followups.delete_campaign",
+        "followups.add_campaignmember",
+        "followups.delete_campaignmember",
     ],
     SALES: [
         "accounts.access_staff_ui",
@@ -125,6 +145,9 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.view_statuschange",
         "customers.claim_customer",
         *_FOLLOWUP_WORK,
+        *_VIEW_PRODUCTS,
+        *_ATTACHMENT_WORK,
+        *_CAMPAIGN_RESPONSES,
     ],
     SERVICE: [
         "accounts.access_staff_ui",
@@ -140,6 +163,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         # Follow-up records read-only (PRODUCT.md); their own tasks and notes.
         "followups.view_followup",
         *_OWN_AGENDA,
+        *_VIEW_PRODUCTS,
     ],
     ANALYST: [
         "accounts.access_staff_ui",

@@ -70,6 +70,12 @@ class Industry(Lookup):
         verbose_name_plural = _("industries")
 
 
+class ProductCategory(Lookup):
+    class Meta(Lookup.Meta):
+        verbose_name = _("product category")
+        verbose_name_plural = _("product categories")
+
+
 class Province(models.Model):
     """The 34 provincial-level divisions, shipped as data (GB/T 2260 codes)."""
 
@@ -621,6 +627,223 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.from_status} → {self.to_status}"
+
+
+# --- Products and stock (产品维护, 库存预警) -------------------------------------------------------
+
+
+class ProductQuerySet(models.QuerySet):
+    def active(self) -> ProductQuerySet:
+        return self.filter(is_active=True)
+
+    def low_stock(self) -> ProductQuerySet:
+        """Stocked products at or below their low-stock threshold (库存预警)."""
+        return self.filter(is_active=True, is_stocked=True, stock_quantity__lte=models.F("low_stock_threshold"))
+
+
+class Product(models.Model):
+    """A catalogue entry (产品). Stock moves only through customers.products' services, each move
+    written as a StockMovement in the same transaction."""
+
+    code = models.CharField(_("product code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    category = models.ForeignKey(
+        ProductCategory,
+        verbose_name=_("category"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="products",
+    )
+    unit = models.CharField(_("unit"), max_length=16, default="件")
+    list_price = models.DecimalField(_("list price (CNY)"), max_digits=14, decimal_places=2, default=0)
+    is_stocked = models.BooleanField(
+        _("stock is tracked"), default=True, help_text=_("Untick for services and other goods without stock.")
+    )
+    stock_quantity = models.DecimalField(_("stock"), max_digits=14, decimal_places=2, default=0)
+    low_stock_threshold = models.DecimalField(_("low-stock threshold"), max_digits=14, decimal_places=2, default=0)
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("product manager"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="managed_products",
+    )
+    description = models.TextField(_("description"), blank=True)
+    is_active = models.BooleanField(_("on sale"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = ProductQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        ordering = ["code"]
+        permissions = [("backorder_product", _("Can sell beyond stock (backorder)"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(list_price__gte=0),
+                name="product_price_not_negative",
+                violation_error_message=_("The price cannot be negative."),
+            ),
+            models.CheckConstraint(
+                condition=Q(low_stock_threshold__gte=0),
+                name="product_threshold_not_negative",
+                violation_error_message=_("The low-stock threshold cannot be negative."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    @property
+    def is_low(self) -> bool:
+        return self.is_active and self.is_stocked and self.stock_quantity <= self.low_stock_threshold
+
+
+class StockMovement(models.Model):
+    """One change of a product's stock (出入库): a sale, a receipt, a correction, a cancelled sale."""
+
+    class Reason(models.TextChoices):
+        SALE = "sale", _("Sale")
+        RECEIPT = "receipt", _("Goods received")
+        ADJUSTMENT = "adjustment", _("Stock count correction")
+        RETURN = "return", _("Sale cancelled or returned")
+
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="movements")
+    change = models.DecimalField(_("change"), max_digits=14, decimal_places=2)
+    balance = models.DecimalField(_("stock after"), max_digits=14, decimal_places=2)
+    reason = models.CharField(_("reason"), max_length=12, choices=Reason.choices)
+    transaction = models.ForeignKey(
+        "Transaction",
+        verbose_name=_("transaction"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="stock_movements",
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("stock movement")
+        verbose_name_plural = _("stock movements")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["product", "-created_at", "-id"], name="stockmove_product_time")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} {self.change:+}"
+
+
+class TransactionLine(models.Model):
+    """A product line of a transaction: quantity and the price actually charged."""
+
+    transaction = models.ForeignKey(
+        "Transaction", verbose_name=_("transaction"), on_delete=models.CASCADE, related_name="lines"
+    )
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(_("quantity"), max_digits=14, decimal_places=2)
+    unit_price = models.DecimalField(_("unit price (CNY)"), max_digits=14, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("transaction line")
+        verbose_name_plural = _("transaction lines")
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0),
+                name="transactionline_quantity_positive",
+                violation_error_message=_("The quantity must be more than zero."),
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0),
+                name="transactionline_price_not_negative",
+                violation_error_message=_("The price cannot be negative."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} × {self.quantity}"
+
+    @property
+    def line_total(self):
+        return (self.quantity * self.unit_price).quantize(self.unit_price)
+
+
+# --- Files (附件: scanned contracts, business licences, quotes) ------------------------------------
+
+
+class Attachment(models.Model):
+    """A file kept with a customer, and optionally one of its contracts. The bytes live encrypted in
+    AttachmentContent (never on a public path); customers.attachments serves them to users who may
+    see the customer."""
+
+    class Kind(models.TextChoices):
+        CONTRACT = "contract", _("Signed contract")  # 合同扫描件
+        LICENCE = "licence", _("Business licence")  # 营业执照
+        QUOTE = "quote", _("Quote")  # 报价单
+        OTHER = "other", _("Other")
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="attachments"
+    )
+    contract = models.ForeignKey(
+        "Contract",
+        verbose_name=_("contract"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+    )
+    kind = models.CharField(_("type"), max_length=10, choices=Kind.choices, default=Kind.OTHER)
+    filename = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("content type"), max_length=100)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-uploaded_at", "-id"], name="attachment_customer_time")]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class AttachmentContent(models.Model):
+    """The encrypted bytes of one attachment, apart so that listing attachments never loads them."""
+
+    attachment = models.OneToOneField(Attachment, on_delete=models.CASCADE, primary_key=True, related_name="content")
+    data = models.BinaryField()
+
+    class Meta:
+        verbose_name = _("attachment content")
+        verbose_name_plural = _("attachment contents")
+
+    def __str__(self) -> str:
+        return f"content of attachment {self.attachment_id}"
 
 
 # --- Imports (批量导入) ------------------------------------------------------------------------

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from customers import editing, export_views, import_views, merge_views, pool_views, views
+from customers import (
+    attachment_views,
+    editing,
+    export_views,
+    import_views,
+    merge_views,
+    pool_views,
+    product_views,
+    views,
+)
 
 app_name = "customers"
 
@@ -51,4 +60,14 @@ urlpatterns = [
     path("pool/", pool_views.pool, name="pool"),
     path("pool/<int:pk>/claim/", pool_views.pool_claim, name="pool_claim"),
     path("<int:pk>/release/", pool_views.pool_release, name="pool_release"),
+    # Products and stock (customers/product_views.py, services in customers/products.py)
+    path("products/", product_views.product_list, name="products"),
+    path("products/new/", product_views.product_create, name="product_create"),
+    path("products/<int:pk>/", product_views.product_detail, name="product_detail"),
+    path("products/<int:pk>/edit/", product_views.product_edit, name="product_edit"),
+    path("products/<int:pk>/stock/", product_views.product_stock, name="product_stock"),
+    # Files kept with customers and contracts (customers/attachment_views.py, customers/attachments.py)
+    path("<int:pk>/attachments/new/", attachment_views.attachment_upload, name="attachment_upload"),
+    path("attachments/<int:pk>/", attachment_views.attachment_download, name="attachment_download"),
+    path("attachments/<int:pk>/delete/", attachment_views.attachment_delete, name="attachment_delete"),
 ]

@@ -386,6 +386,10 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     from customers.pool import may_release
 
     context["may_release"] = context["editable"] and may_release(request.user, customer)
+    # Files kept with the customer and its contracts (customers.attachments).
+    from customers.attachments import detail_context as attachments_context
+
+    context.update(attachments_context(request, customer, context["editable"]))
     return render(request, "customers/detail.html", context)
 
 

@@ -45,6 +45,14 @@ class FollowUp(models.Model):
         on_delete=models.SET_NULL,
         related_name="followups",
     )
+    opportunity = models.ForeignKey(
+        "followups.Opportunity",
+        verbose_name=_("opportunity"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="followups",
+    )
     kind = models.CharField(_("type"), max_length=16, choices=Kind.choices, default=Kind.PHONE)
     happened_at = models.DateTimeField(_("time"), default=timezone.now)
     content = models.TextField(_("content"))
@@ -70,6 +78,7 @@ class FollowUp(models.Model):
         verbose_name = _("follow-up")
         verbose_name_plural = _("follow-ups")
         ordering = ["-happened_at", "-id"]
+        permissions = [("view_due_return_visits", _("Can see which customers are due a return visit"))]
         indexes = [
             models.Index(fields=["customer", "-happened_at", "-id"], name="followup_customer_time"),
             models.Index(fields=["created_by", "-happened_at", "-id"], name="followup_author_time"),
@@ -291,3 +300,147 @@ class Opportunity(models.Model):
         from decimal import Decimal
 
         return (self.amount * self.probability / Decimal(100)).quantize(Decimal("0.01"))
+
+
+class OpportunityLine(models.Model):
+    """A product an opportunity is about, with the quantity and the price offered."""
+
+    opportunity = models.ForeignKey(
+        Opportunity, verbose_name=_("opportunity"), on_delete=models.CASCADE, related_name="lines"
+    )
+    product = models.ForeignKey(
+        "customers.Product", verbose_name=_("product"), on_delete=models.PROTECT, related_name="+"
+    )
+    quantity = models.DecimalField(_("quantity"), max_digits=14, decimal_places=2)
+    unit_price = models.DecimalField(_("unit price (CNY)"), max_digits=14, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("opportunity line")
+        verbose_name_plural = _("opportunity lines")
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0),
+                name="opportunityline_quantity_positive",
+                violation_error_message=_("The quantity must be more than zero."),
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0),
+                name="opportunityline_price_not_negative",
+                violation_error_message=_("The price cannot be negative."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} × {self.quantity}"
+
+    @property
+    def line_total(self):
+        return (self.quantity * self.unit_price).quantize(self.unit_price)
+
+
+# --- Marketing campaigns (市场营销活动) -------------------------------------------------------------
+
+
+class Campaign(models.Model):
+    class Kind(models.TextChoices):
+        TRADE_SHOW = "trade_show", _("Trade show")  # 展会
+        ONLINE = "online", _("Online promotion")  # 线上推广
+        DEMO = "demo", _("Product demonstration")  # 产品演示
+        PROMOTION = "promotion", _("Sales promotion")  # 促销
+        SEMINAR = "seminar", _("Seminar")  # 研讨会
+        OTHER = "other", _("Other")
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        RUNNING = "running", _("Running")
+        FINISHED = "finished", _("Finished")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    name = models.CharField(_("name"), max_length=120)
+    kind = models.CharField(_("type"), max_length=16, choices=Kind.choices, default=Kind.PROMOTION)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PLANNED)
+    start_date = models.DateField(_("start date"))
+    end_date = models.DateField(_("end date"))
+    budget = models.DecimalField(_("budget (CNY)"), max_digits=14, decimal_places=2, default=0)
+    actual_cost = models.DecimalField(_("actual cost (CNY)"), max_digits=14, decimal_places=2, null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.PROTECT, related_name="campaigns"
+    )
+    description = models.TextField(_("description"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-start_date", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_date__gte=models.F("start_date")),
+                name="campaign_ends_after_start",
+                violation_error_message=_("The end date cannot be before the start date."),
+            ),
+            models.CheckConstraint(
+                condition=Q(budget__gte=0) & (Q(actual_cost__isnull=True) | Q(actual_cost__gte=0)),
+                name="campaign_money_not_negative",
+                violation_error_message=_("Budget and cost cannot be negative."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignMember(models.Model):
+    """A customer a campaign targets, and how far they came: targeted → responded → converted."""
+
+    class Status(models.TextChoices):
+        TARGETED = "targeted", _("Reached")
+        RESPONDED = "responded", _("Responded")
+        CONVERTED = "converted", _("Converted")
+
+    campaign = models.ForeignKey(Campaign, verbose_name=_("campaign"), on_delete=models.CASCADE, related_name="members")
+    customer = models.ForeignKey(
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="campaign_memberships",
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.TARGETED)
+    added_at = models.DateTimeField(_("added at"), default=timezone.now)
+    responded_at = models.DateTimeField(_("responded at"), null=True, blank=True)
+    converted_at = models.DateTimeField(_("converted at"), null=True, blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("added by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("campaign member")
+        verbose_name_plural = _("campaign members")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "customer"], name="campaign_member_once"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status"], name="campaignmember_status"),
+            models.Index(fields=["customer"], name="campaignmember_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}: {self.customer_id}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from followups import agenda_views, opportunity_views, views
+from followups import agenda_views, campaign_views, opportunity_views, views
 
 app_name = "followups"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/edit/", views.followup_edit, name="edit"),
     path("customer/<int:pk>/status/", views.status_change, name="status"),
     path("customer/<int:pk>/timeline/", views.timeline, name="timeline"),
+    path("return-visits/", views.return_visits, name="return_visits"),
     # Tasks, reminders, notifications, calendar and notes (followups/agenda_views.py)
     path("tasks/", agenda_views.task_list, name="tasks"),
     path("tasks/new/", agenda_views.task_create, name="task_create"),
@@ -33,4 +34,12 @@ urlpatterns = [
     path("opportunities/<int:pk>/move/", opportunity_views.opportunity_move, name="opportunity_move"),
     path("opportunities/<int:pk>/win/", opportunity_views.opportunity_win, name="opportunity_win"),
     path("opportunities/<int:pk>/lose/", opportunity_views.opportunity_lose, name="opportunity_lose"),
+    # Marketing campaigns (followups/campaign_views.py, services in followups/campaigns.py)
+    path("campaigns/", campaign_views.campaign_list, name="campaigns"),
+    path("campaigns/new/", campaign_views.campaign_create, name="campaign_create"),
+    path("campaigns/<int:pk>/", campaign_views.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:pk>/edit/", campaign_views.campaign_edit, name="campaign_edit"),
+    path("campaigns/<int:pk>/targets/", campaign_views.campaign_add_targets, name="campaign_add_targets"),
+    path("campaigns/members/<int:pk>/", campaign_views.campaign_member_update, name="campaign_member_update"),
+    path("campaigns/members/<int:pk>/remove/", campaign_views.campaign_member_remove, name="campaign_member_remove"),
 ]

@@ -196,3 +196,10 @@ def timeline(request: HttpRequest, pk: int) -> HttpResponse:
         "followups/_partials/timeline_items.html" if request.GET.get("before") else "followups/_partials/timeline.html"
     )
     return render(request, template, context)
+
+
+@staff_permission_required("followups.view_due_return_visits")
+def return_visits(request):
+    from django.http import Http404
+
+    raise Http404
