@@ -28,7 +28,16 @@ from followups.models import FollowUp, Opportunity, Task
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
 # When the task for a next contact date falls due, in the company's time zone.
 CONTACT_TIME = datetime.time(9, 0)
-EDITABLE_FIELDS = ("contact", "kind", "happened_at", "content", "result", "next_contact_date", "satisfaction")
+EDITABLE_FIELDS = (
+    "contact",
+    "opportunity",
+    "kind",
+    "happened_at",
+    "content",
+    "result",
+    "next_contact_date",
+    "satisfaction",
+)
 
 
 def _zone() -> ZoneInfo:
@@ -59,6 +68,9 @@ def validate_followup(values: dict[str, Any], *, customer: Customer, today: date
     contact = values.get("contact")
     if contact is not None and contact.customer_id != customer.pk:
         errors["contact"] = _("This contact belongs to another customer.")
+    opportunity = values.get("opportunity")
+    if opportunity is not None and opportunity.customer_id != customer.pk:
+        errors["opportunity"] = _("This opportunity belongs to another customer.")
     if not (values.get("content") or "").strip():
         errors["content"] = _("Say what was discussed.")
     if errors:
@@ -113,6 +125,7 @@ def followup_create(
     next_contact_date: datetime.date | None = None,
     satisfaction: int | None = None,
     contact=None,
+    opportunity=None,
 ) -> FollowUp:
     """Record a follow-up of ``customer`` by ``by`` (PermissionDenied unless ``by`` may edit the customer)."""
     if not by.has_perm("followups.add_followup") or not can_edit(by, customer):
@@ -120,6 +133,7 @@ def followup_create(
     values = {
         "customer": customer,
         "contact": contact,
+        "opportunity": opportunity,
         "kind": kind,
         "happened_at": happened_at or timezone.now(),
         "content": content,
@@ -257,7 +271,7 @@ def customer_timeline(*, customer: Customer, user, cursor: str | None = None, si
             (
                 "followup",
                 "happened_at",
-                customer.followups.select_related("created_by", "contact"),
+                customer.followups.select_related("created_by", "contact", "opportunity"),
                 _before_datetime,
                 lambda obj: obj.happened_at,
             )
