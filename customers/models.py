@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
@@ -230,7 +231,7 @@ class Customer(models.Model):
     class Status(models.TextChoices):
         PROSPECT = "prospect", _("Prospect")  # 潜在客户
         INTENT = "intent", _("Intent")  # 意向客户
-        WON = "won", _("Customer")  # 成交客户
+        WON = "won", pgettext_lazy("lifecycle status", "Customer")  # 成交客户, not the 客户 of a label
         AFTER_SALES = "after_sales", _("After-sales")  # 售后中
         LOST = "lost", _("Lost")  # 流失
 

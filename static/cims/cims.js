@@ -20,4 +20,78 @@
       item.checked = box.checked;
     });
   });
+  // The pipeline board: drag an open opportunity's card onto another column. An open stage posts
+  // the move (the same request as the card's buttons) and swaps in the refreshed board; 赢单 and
+  // 输单 open the win or lose page, which ask for what those steps need. The buttons stay for
+  // keyboards and touch screens.
+  var dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    var card = event.target.closest && event.target.closest("[data-move-url]");
+    if (!card) {
+      return;
+    }
+    dragged = card;
+    card.classList.add("opacity-50");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.getAttribute("data-id"));
+  });
+  document.addEventListener("dragend", function () {
+    if (dragged) {
+      dragged.classList.remove("opacity-50");
+    }
+    dragged = null;
+    document.querySelectorAll(".cims-drop-target").forEach(function (column) {
+      column.classList.remove("cims-drop-target");
+    });
+  });
+  function dropColumn(event) {
+    var column = event.target.closest && event.target.closest("[data-drop-stage]");
+    if (!dragged || !column || column.contains(dragged)) {
+      return null;
+    }
+    return column;
+  }
+  document.addEventListener("dragover", function (event) {
+    var column = dropColumn(event);
+    if (column) {
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "move";
+      column.classList.add("cims-drop-target");
+    }
+  });
+  document.addEventListener("dragleave", function (event) {
+    var column = event.target.closest && event.target.closest("[data-drop-stage]");
+    if (column && !column.contains(event.relatedTarget)) {
+      column.classList.remove("cims-drop-target");
+    }
+  });
+  document.addEventListener("drop", function (event) {
+    var column = dropColumn(event);
+    if (!column) {
+      return;
+    }
+    event.preventDefault();
+    var card = dragged;
+    var stage = column.getAttribute("data-drop-stage");
+    if (stage === "won") {
+      window.location.href = card.getAttribute("data-win-url");
+      return;
+    }
+    if (stage === "lost") {
+      window.location.href = card.getAttribute("data-lose-url");
+      return;
+    }
+    var token = card.querySelector("input[name=csrfmiddlewaretoken]");
+    var values = { stage: stage };
+    var rep = card.getAttribute("data-rep");
+    if (rep) {
+      values.rep = rep;
+    }
+    window.htmx.ajax("POST", card.getAttribute("data-move-url"), {
+      target: "#pipeline-board",
+      swap: "innerHTML",
+      values: values,
+      headers: { "X-CSRFToken": token ? token.value : "" },
+    });
+  });
 })();
