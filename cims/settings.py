@@ -202,6 +202,11 @@ IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_000_000, minimum=1)
 # Files with more data rows than this are checked and imported by the Celery worker, with progress.
 IMPORT_BACKGROUND_ROWS = env_int("IMPORT_BACKGROUND_ROWS", 3000, minimum=0)
 
+# --- Files kept with customers and contracts (customers/attachments.py) -----------------------
+# Largest attachment (scanned contract, business licence, quote), in MB. The bytes are stored
+# encrypted in the database, so this also bounds how much one upload adds to it and its backups.
+ATTACHMENT_MAX_MB = env_int("ATTACHMENT_MAX_MB", 10, minimum=1)
+
 # --- Sales rules (followups) ------------------------------------------------------------------
 # The customer pool (公海): how many customers a rep may own, and when an idle customer returns.
 POOL_MAX_OWNED = env_int("POOL_MAX_OWNED", 2000, minimum=1)
@@ -209,6 +214,8 @@ POOL_IDLE_DAYS = env_int("POOL_IDLE_DAYS", 30, minimum=1)
 POOL_WARNING_DAYS = env_int("POOL_WARNING_DAYS", 3, minimum=0)
 # Contracts: how many days before the end date the owner is reminded and a renewal task is made.
 CONTRACT_RENEWAL_DAYS = env_int("CONTRACT_RENEWAL_DAYS", 30, minimum=1)
+# A customer is due a return visit (回访) this many days after a sale, until one is recorded.
+RETURN_VISIT_AFTER_DAYS = env_int("RETURN_VISIT_AFTER_DAYS", 7, minimum=0)
 
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -292,6 +299,8 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive; set one of them.")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "CIMS <noreply@localhost>")
+# The address users reach CIMS at (https://cims.example.com): makes the links in e-mails absolute.
+SITE_URL = env_str("SITE_URL", "")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ADMINS = [("CIMS admin", address) for address in env_list("ADMIN_EMAILS")]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from customers import lifecycle
 from customers.models import Contact, Customer, StatusChange
-from followups.models import FollowUp
+from followups.models import FollowUp, Opportunity
 from followups.services import validate_followup
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -30,7 +31,16 @@ class FollowUpForm(forms.ModelForm):
 
     class Meta:
         model = FollowUp
-        fields = ["kind", "happened_at", "contact", "content", "result", "next_contact_date", "satisfaction"]
+        fields = [
+            "kind",
+            "happened_at",
+            "contact",
+            "opportunity",
+            "content",
+            "result",
+            "next_contact_date",
+            "satisfaction",
+        ]
         widgets = {
             "content": forms.Textarea(attrs={"rows": 3}),
             "next_contact_date": _date_input(),
@@ -41,6 +51,19 @@ class FollowUpForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.customer = customer
         self.fields["contact"].queryset = Contact.objects.filter(customer=customer).order_by("-is_primary", "name")
+        # The customer's open opportunities; a closed one stays choosable on a record already linked to it.
+        opportunities = Opportunity.objects.filter(customer=customer).open()
+        if self.instance.opportunity_id:
+            opportunities = Opportunity.objects.filter(customer=customer).filter(
+                Q(pk__in=opportunities.values("pk")) | Q(pk=self.instance.opportunity_id)
+            )
+        field = self.fields["opportunity"]
+        field.queryset = opportunities.only("id", "title").order_by("-created_at", "-id")
+        field.required = False
+        # One query for the options, which also tells the template whether to show the field at all.
+        offered = [(opportunity.pk, opportunity.title) for opportunity in field.queryset]
+        field.choices = [("", "---------"), *offered]
+        self.offers_opportunities = bool(offered)
         if self.instance.pk is None and not self.is_bound:
             self.initial["happened_at"] = timezone.localtime().replace(second=0, microsecond=0)
 
@@ -107,3 +130,28 @@ class StatusChangeForm(forms.Form):
         if cleaned.get("to") in lifecycle.REASON_REQUIRED and not (cleaned.get("reason") or "").strip():
             self.add_error("reason", _("Say why the customer is lost."))
         return cleaned
+
+
+class ReturnVisitFilterForm(forms.Form):
+    """The filters of "due a return visit": how far back sales count, whose customers, due or coming."""
+
+    WINDOWS = [
+        (30, _("Sales in the last 30 days")),
+        (90, _("Sales in the last 90 days")),
+        (180, _("Sales in the last 180 days")),
+        (365, _("Sales in the last year")),
+    ]
+    window = forms.TypedChoiceField(label=_("Sales"), choices=WINDOWS, coerce=int, required=False, empty_value=90)
+    show = forms.ChoiceField(
+        label=_("Show"),
+        choices=[("due", _("Due now")), ("upcoming", _("Falling due"))],
+        required=False,
+    )
+    rep = forms.ModelChoiceField(label=_("Owner"), required=False, queryset=get_user_model().objects.none())
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rep"].queryset = (
+            get_user_model().objects.filter(is_active=True, groups__permissions__codename="add_followup").distinct()
+        )
+        self.fields["rep"].empty_label = _("Everyone")

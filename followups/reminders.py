@@ -12,7 +12,7 @@ import logging
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Value
 from django.db.models.functions import Cast, Concat
 from django.urls import reverse
@@ -123,21 +123,59 @@ def notifications_mark_all_read(*, user) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
 
 
-def _email(notification: Notification) -> bool:
-    address = notification.user.email
-    if not address:
-        return False
+# A notification whose e-mail failed (mail server down) is tried again on each run for this long.
+EMAIL_RETRY_WINDOW = datetime.timedelta(hours=6)
+EMAIL_BATCH = 500
+
+
+def _email_body(notification: Notification) -> str:
     body = notification.body
     if notification.url:
-        base = getattr(settings, "SITE_URL", "").rstrip("/")
-        body = f"{body}\n\n{base}{notification.url}" if base else body
-    try:
-        send_mail(notification.title, body, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
-    except Exception:  # noqa: BLE001 - a mail server hiccup must not stop the other reminders
-        logger.exception("reminder e-mail %s to user %s failed", notification.key, notification.user_id)
-        return False
-    Notification.objects.filter(pk=notification.pk).update(emailed_at=timezone.now())
-    return True
+        base = settings.SITE_URL.rstrip("/")
+        link = f"{base}{notification.url}" if base else notification.url
+        body = f"{body}\n\n{link}" if body else link
+    return body
+
+
+def email_pending_notifications(now: datetime.datetime | None = None) -> int:
+    """E-mail every notification not e-mailed yet whose user has an address; return how many went.
+
+    Every kind of notification goes (task reminders, low stock, pool warnings, renewals). Each is
+    sent once: the row is locked while it is sent and marked ``emailed_at`` in the same transaction,
+    so an overlapping run skips it; a failed send leaves it unmarked and the next run (every minute)
+    tries again, for EMAIL_RETRY_WINDOW.
+    """
+    now = now or timezone.now()
+    pending = list(
+        Notification.objects.filter(emailed_at__isnull=True, created_at__gte=now - EMAIL_RETRY_WINDOW)
+        .exclude(user__email="")
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:EMAIL_BATCH]
+    )
+    sent = 0
+    for pk in pending:
+        with transaction.atomic():
+            rows = Notification.objects.filter(pk=pk, emailed_at__isnull=True).select_related("user")
+            if connection.features.has_select_for_update_skip_locked:
+                rows = rows.select_for_update(skip_locked=True, of=("self",))
+            notification = rows.first()
+            if notification is None or not notification.user.email or not notification.user.is_active:
+                continue
+            try:
+                send_mail(
+                    notification.title,
+                    _email_body(notification),
+                    settings.DEFAULT_FROM_EMAIL,
+                    [notification.user.email],
+                    fail_silently=False,
+                )
+            except Exception:  # noqa: BLE001 - a mail server hiccup must not stop the other reminders
+                logger.exception("e-mail of notification %s to user %s failed", notification.key, notification.user_id)
+                continue
+            notification.emailed_at = timezone.now()
+            notification.save(update_fields=["emailed_at"])
+            sent += 1
+    return sent
 
 
 def send_due_reminders(now: datetime.datetime | None = None) -> list[Notification]:
@@ -170,6 +208,5 @@ def send_due_reminders(now: datetime.datetime | None = None) -> list[Notificatio
         )
         if notification is not None:
             created.append(notification)
-    for notification in created:
-        _email(notification)
+    email_pending_notifications()
     return created

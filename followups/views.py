@@ -116,7 +116,9 @@ def _form_context(customer, form, followup=None, *, quick: bool = False) -> dict
 def followup_create(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_customer_for(request.user, pk, edit=True)
     if request.method == "GET":
-        form = FollowUpForm(customer=customer)
+        # ?kind=return_visit (from the return-visit list) preselects the type.
+        kind = request.GET.get("kind")
+        form = FollowUpForm(customer=customer, initial={"kind": kind} if kind in FollowUp.Kind.values else None)
         template = "followups/_partials/followup_form.html" if _is_htmx(request) else "followups/followup_form.html"
         return render(request, template, _form_context(customer, form, quick=_is_htmx(request)))
     form = FollowUpForm(request.POST, customer=customer)
@@ -199,7 +201,31 @@ def timeline(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_permission_required("followups.view_due_return_visits")
-def return_visits(request):
-    from django.http import Http404
+@require_GET
+def return_visits(request: HttpRequest) -> HttpResponse:
+    """Managers' list of customers due a return visit (回访) after a sale (followups.return_visits)."""
+    from django.conf import settings
 
-    raise Http404
+    from followups.forms import ReturnVisitFilterForm
+    from followups.return_visits import due_date, return_visits_due
+
+    form = ReturnVisitFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}
+    window = data.get("window") or 90
+    upcoming = data.get("show") == "upcoming"
+    customers = return_visits_due(user=request.user, window_days=window, rep=data.get("rep"), upcoming=upcoming)
+    page = Paginator(customers, LIST_PAGE).get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    for customer in page:
+        customer.due_on = due_date(customer.last_sale)
+        customer.days_overdue = (today - customer.due_on).days
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "upcoming": upcoming,
+        "after_days": settings.RETURN_VISIT_AFTER_DAYS,
+        "query": query.urlencode(),
+    }
+    return render(request, "followups/return_visits.html", context)

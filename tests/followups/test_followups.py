@@ -268,3 +268,44 @@ def test_the_list_stays_within_its_query_budget(manager, client_for, sales_rep, 
     client = client_for(manager)
     with django_assert_max_num_queries(14):
         assert client.get(reverse("followups:list")).status_code == 200
+
+
+# --- The follow-up's opportunity -----------------------------------------------------------------
+
+
+def test_it_links_a_follow_up_to_an_open_opportunity_of_its_customer(sales_rep, client_for, customer):
+    from tests.followups.factories import OpportunityFactory
+
+    deal = OpportunityFactory(customer=customer, title="二期扩容")
+    OpportunityFactory(customer=customer, title="旧项目", stage="lost")
+    client = english(client_for(sales_rep))
+    form = client.get(create_url(customer), HTTP_HX_REQUEST="true").content.decode()
+    assert "二期扩容" in form and "旧项目" not in form  # closed deals are not offered
+    response = client.post(create_url(customer), form_data(opportunity=deal.pk), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert FollowUp.objects.get().opportunity == deal
+    assert 'data-testid="followup-opportunity"' in response.content.decode()  # shown in the timeline
+
+
+def test_it_refuses_an_opportunity_of_another_customer(sales_rep, client_for, customer):
+    from tests.followups.factories import OpportunityFactory
+
+    foreign = OpportunityFactory(customer=CustomerFactory(owner=sales_rep))
+    with pytest.raises(ValidationError) as error:
+        services.followup_create(customer=customer, by=sales_rep, content="电话", opportunity=foreign)
+    assert "opportunity" in error.value.message_dict
+    response = english(client_for(sales_rep)).post(create_url(customer), form_data(opportunity=foreign.pk))
+    assert response.status_code == 422 and not FollowUp.objects.exists()
+
+
+def test_a_follow_up_keeps_its_opportunity_after_the_deal_closes(sales_rep, client_for, customer):
+    from tests.followups.factories import OpportunityFactory
+
+    deal = OpportunityFactory(customer=customer, stage="won", probability=100)
+    followup = FollowUpFactory(customer=customer, opportunity=deal, created_by=sales_rep)
+    response = client_for(sales_rep).post(
+        reverse("followups:edit", args=[followup.pk]), form_data(opportunity=deal.pk, content="改过")
+    )
+    assert response.status_code == 302
+    followup.refresh_from_db()
+    assert followup.opportunity == deal and followup.content == "改过"

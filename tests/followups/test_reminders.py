@@ -95,3 +95,59 @@ def test_two_workers_at_once_still_remind_once():
     assert Notification.objects.count() == 30
     assert len(mail.outbox) == 30
     assert len({tuple(message.to) + (message.subject,) for message in mail.outbox}) <= 30
+
+
+# --- E-mail of every notification ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_kind_of_notification_is_emailed_once_with_an_absolute_link(sales_rep, settings):
+    settings.SITE_URL = "https://cims.example.com/"
+    reminders.notify(user=sales_rep, key="low-stock:1:1", title="库存预警", body="A4 纸", url="/customers/products/1/")
+    assert reminders.email_pending_notifications() == 1
+    assert reminders.email_pending_notifications() == 0
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].subject == "库存预警"
+    assert mail.outbox[0].body == "A4 纸\n\nhttps://cims.example.com/customers/products/1/"
+    assert Notification.objects.get().emailed_at is not None
+
+
+@pytest.mark.django_db
+def test_a_failed_email_is_tried_again_on_the_next_run(sales_rep, monkeypatch):
+    reminders.notify(user=sales_rep, key="k", title="Renewal")
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(args)
+        raise OSError("mail server down")
+
+    monkeypatch.setattr(reminders, "send_mail", broken)
+    assert reminders.email_pending_notifications() == 0
+    assert Notification.objects.get().emailed_at is None and len(calls) == 1
+    monkeypatch.undo()
+    assert reminders.email_pending_notifications() == 1
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_it_gives_up_on_old_notifications_and_skips_inactive_users(sales_rep):
+    old = reminders.notify(user=sales_rep, key="old", title="Old")
+    Notification.objects.filter(pk=old.pk).update(created_at=timezone.now() - reminders.EMAIL_RETRY_WINDOW * 2)
+    gone = UserFactory(is_active=False)
+    reminders.notify(user=gone, key="x", title="To a former employee")
+    assert reminders.email_pending_notifications() == 0
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_email_runs_at_once_send_each_notification_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    users = [UserFactory() for _ in range(4)]
+    for user in users:
+        for n in range(10):
+            reminders.notify(user=user, key=f"k{n}", title=f"Notice {n}")
+    results, errors = run_at_once(reminders.email_pending_notifications, threads=2)
+    assert errors == [] and sum(results) == 40
+    assert len(mail.outbox) == 40
+    assert len({tuple(message.to) + (message.subject,) for message in mail.outbox}) == 40
