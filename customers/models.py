@@ -292,6 +292,9 @@ class Customer(models.Model):
         # reads it with a bitmap scan (its capped count too); an (owner, -id) index measured the
         # same on the list pages and cost the imports an index more.
     )
+    # When the current owner got the customer by a transfer or a claim: the pool's idle clock starts
+    # again then (customers.pool.active_since), so a customer handed over is not taken back at once.
+    owner_since = models.DateTimeField(_("owner since"), null=True, blank=True, editable=False)
     tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="customers")
     notes = models.TextField(_("notes"), blank=True)
     custom_data = models.JSONField(_("custom fields"), default=dict, blank=True)

@@ -61,7 +61,7 @@ def customer_claim(*, customer_id: int, by) -> Customer:
             % {"limit": limit}
         )
     now = timezone.now()
-    won = Customer.objects.filter(pk=customer_id, owner__isnull=True).update(owner=by, updated_at=now)
+    won = Customer.objects.filter(pk=customer_id, owner__isnull=True).update(owner=by, owner_since=now, updated_at=now)
     if not won:
         if Customer.objects.filter(pk=customer_id).exists():
             raise PoolError(_("Someone else claimed this customer first."))
@@ -124,11 +124,13 @@ def _claims_since(since: datetime.datetime):
 
 
 def active_since(since: datetime.datetime) -> Q:
-    """Customers with activity at or after ``since``: created, claimed, followed up, or an open opportunity."""
+    """Customers with activity at or after ``since``: created, claimed or transferred to their owner,
+    followed up, or with an open opportunity."""
     from followups.models import FollowUp
 
     q = (
         Q(created_at__gte=since)
+        | Q(owner_since__gte=since)
         | Q(Exists(FollowUp.objects.filter(customer=OuterRef("pk"), happened_at__gte=since)))
         | Q(Exists(_claims_since(since)))
     )

@@ -167,7 +167,7 @@ def customer_transfer(*, customer_ids: Iterable[int], to, by, reason: str = "") 
             CustomerUserObjectPermission.objects.filter(
                 user_id=owner_id, content_object_id__in=[pk for pk, owner in pairs if owner == owner_id]
             ).delete()
-        total += Customer.objects.filter(pk__in=moving).update(owner=to, updated_at=now)
+        total += Customer.objects.filter(pk__in=moving).update(owner=to, owner_since=now, updated_at=now)
         record_history_bulk(moving, history_type="~", by=by, reason=reason or "transfer", when=now)
     return total
 

@@ -289,6 +289,19 @@ def test_a_recent_claim_keeps_a_customer_from_returning(sales_rep):
 
 @pytest.mark.django_db
 @override_settings(POOL_IDLE_DAYS=30)
+def test_a_recent_transfer_restarts_the_idle_clock_for_the_new_owner(manager, sales_rep, other_sales_rep):
+    from customers.services import customer_transfer
+
+    handed_over = idle_rep_customer(other_sales_rep, last_followup=LONG_AGO)
+    left_alone = idle_rep_customer(other_sales_rep, last_followup=LONG_AGO)
+    customer_transfer(customer_ids=[handed_over.pk], to=sales_rep, by=manager)
+    assert pool.return_idle_customers() == 1
+    owners = dict(Customer.objects.values_list("pk", "owner_id"))
+    assert owners[handed_over.pk] == sales_rep.pk and owners[left_alone.pk] is None
+
+
+@pytest.mark.django_db
+@override_settings(POOL_IDLE_DAYS=30)
 def test_an_open_opportunity_keeps_a_customer_from_returning(sales_rep):
     try:
         opportunity = apps.get_model("followups", "Opportunity")
