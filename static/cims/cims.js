@@ -9,6 +9,17 @@
       event.preventDefault();
     }
   });
+  // A link or redirect to page#tab-x opens that Bootstrap tab (e.g. the 360 page's Files tab).
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.location.hash || !window.bootstrap) {
+      return;
+    }
+    var selector = '[data-bs-toggle="tab"][data-bs-target="' + CSS.escape(window.location.hash) + '"]';
+    var trigger = document.querySelector(selector);
+    if (trigger) {
+      window.bootstrap.Tab.getOrCreateInstance(trigger).show();
+    }
+  });
   // A header checkbox with data-select-all="NAME" ticks every checkbox named NAME on the page.
   document.addEventListener("change", function (event) {
     var box = event.target;
