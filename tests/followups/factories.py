@@ -6,7 +6,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from followups.models import FollowUp, Opportunity, Task
+from followups.models import Campaign, CampaignMember, FollowUp, Opportunity, Task
 from tests.customers.factories import CustomerFactory
 from tests.factories import UserFactory
 
@@ -45,3 +45,26 @@ class OpportunityFactory(factory.django.DjangoModelFactory):
     probability = 10
     owner = factory.LazyAttribute(lambda o: o.customer.owner)
     created_by = factory.LazyAttribute(lambda o: o.owner)
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Campaign
+
+    name = factory.Sequence(lambda n: f"春季促销活动 {n}")
+    kind = Campaign.Kind.PROMOTION
+    status = Campaign.Status.RUNNING
+    start_date = factory.LazyFunction(lambda: timezone.localdate() - datetime.timedelta(days=3))
+    end_date = factory.LazyFunction(lambda: timezone.localdate() + datetime.timedelta(days=27))
+    budget = Decimal("10000.00")
+    owner = factory.SubFactory(UserFactory)
+    created_by = factory.LazyAttribute(lambda c: c.owner)
+
+
+class CampaignMemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CampaignMember
+
+    campaign = factory.SubFactory(CampaignFactory)
+    customer = factory.SubFactory(CustomerFactory)
+    status = CampaignMember.Status.TARGETED
