@@ -40,12 +40,18 @@ check: venv
 
 ## Benchmarks on PostgreSQL (not tests; see docs/performance.md): the customer archive on BENCH_DATABASE_URL
 ## with BENCH_CUSTOMERS customers, then imports of a BENCH_IMPORT_ROWS-row CSV on BENCH_IMPORT_DATABASE_URL
-## (ours and a plain django-import-export resource). Each prints a Markdown table.
+## (ours and a plain django-import-export resource), then the 360 timeline and the pipeline board on
+## BENCH_FOLLOWUPS_DATABASE_URL with BENCH_FOLLOWUPS_CUSTOMERS customers and BENCH_FOLLOWUPS_COUNT follow-ups
+## (built once, about 6 minutes for 1,000,000 / 5,000,000, then reused; BENCH_FOLLOWUPS_ARGS e.g.
+## "--repeat 100 --only pipeline --explain"). Each prints a Markdown table.
 bench: venv
 	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench}" \
 	  $(PY) manage.py bench_customers --customers "$${BENCH_CUSTOMERS:-100000}" $(BENCH_ARGS)
 	DATABASE_URL="$${BENCH_IMPORT_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_import}" \
 	  $(PY) manage.py bench_import --rows "$${BENCH_IMPORT_ROWS:-100000}" $(BENCH_IMPORT_ARGS)
+	DATABASE_URL="$${BENCH_FOLLOWUPS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_followups}" \
+	  $(PY) manage.py bench_followups --customers "$${BENCH_FOLLOWUPS_CUSTOMERS:-1000000}" \
+	  --followups "$${BENCH_FOLLOWUPS_COUNT:-5000000}" $(BENCH_FOLLOWUPS_ARGS)
 
 ## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
 messages: venv

@@ -12,9 +12,13 @@ from customers.models import (
     EnterpriseNature,
     EnterpriseType,
     Industry,
+    Product,
+    ProductCategory,
     Province,
+    StockMovement,
     Tag,
     Transaction,
+    TransactionLine,
 )
 
 
@@ -24,7 +28,15 @@ class LookupAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
-for lookup in (EnterpriseType, EnterpriseNature, CustomerLevel, CustomerSource, CustomerType, Industry):
+for lookup in (
+    EnterpriseType,
+    EnterpriseNature,
+    CustomerLevel,
+    CustomerSource,
+    CustomerType,
+    Industry,
+    ProductCategory,
+):
     admin.site.register(lookup, LookupAdmin)
 
 
@@ -66,12 +78,59 @@ class ContactAdmin(ReadOnlyPersonalAdmin):
     exclude = ["phone_bidx", "email_bidx"]
 
 
+class TransactionLineInline(admin.TabularInline):
+    """Read-only here: lines move stock, so they change only through the staff UI's services."""
+
+    model = TransactionLine
+    fields = ["product", "quantity", "unit_price"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Transaction)
 class TransactionAdmin(ReadOnlyPersonalAdmin):
     list_display = ["date", "customer", "product", "amount", "channel"]
     list_filter = ["channel", "date"]
     search_fields = ["product", "customer__code", "customer__name"]
     date_hierarchy = "date"
+    inlines = [TransactionLineInline]
+
+
+@admin.register(Product)
+class ProductAdmin(SimpleHistoryAdmin):
+    """The catalogue. The stock is read-only: it changes through receipts, corrections and sales
+    (customers.products), each written as a stock movement."""
+
+    list_display = ["code", "name", "category", "list_price", "stock_quantity", "low_stock_threshold", "is_active"]
+    list_filter = ["is_active", "is_stocked", "category"]
+    search_fields = ["code", "name"]
+    list_select_related = ["category"]
+    raw_id_fields = ["manager"]
+    readonly_fields = ["stock_quantity", "created_at"]
+
+
+@admin.register(StockMovement)
+class StockMovementAdmin(admin.ModelAdmin):
+    """The stock ledger: read-only, written only by customers.products."""
+
+    list_display = ["created_at", "product", "reason", "change", "balance", "transaction", "created_by"]
+    list_filter = ["reason"]
+    search_fields = ["product__code", "product__name", "note"]
+    list_select_related = ["product", "created_by", "transaction"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Contract)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Model
@@ -37,6 +37,7 @@ from customers.forms import (
     active_custom_fields,
     contact_formset_class,
 )
+from customers.forms_product import add_line_row, line_formset
 from customers.models import (
     Contract,
     Customer,
@@ -47,10 +48,12 @@ from customers.models import (
     EnterpriseNature,
     EnterpriseType,
     Industry,
+    ProductCategory,
     Province,
     Tag,
     Transaction,
 )
+from customers.products import transaction_record
 from customers.services import (
     StatusChangeError,
     customer_change_status,
@@ -269,18 +272,53 @@ def _record_form_view(request: HttpRequest, *, form_class, instance, customer, t
     return render(request, template, {"form": form, "customer": customer, "object": instance})
 
 
+LINES_PREFIX = "lines"
+
+
+def _transaction_form_view(request: HttpRequest, *, record: Transaction, customer: Customer) -> HttpResponse:
+    """A transaction with its product lines, saved through customers.products.transaction_record
+    (stock, amount and description from the lines; a refusal names the product and quantities)."""
+    saved_lines = list(record.lines.select_related("product")) if record.pk else []
+    data = None
+    adding_row = False
+    if request.method == "POST":
+        adding_row = "add_line" in request.POST
+        data = add_line_row(request.POST, LINES_PREFIX) if adding_row else request.POST
+    formset = line_formset(data, prefix=LINES_PREFIX, lines=saved_lines, extra=1 if saved_lines else 3)
+    form = TransactionForm(data, instance=record, with_lines=formset.has_lines())
+    if request.method == "POST" and not adding_row and form.is_valid() and formset.is_valid():
+        creating = record.pk is None
+        try:
+            record = transaction_record(
+                customer=customer,
+                by=request.user,
+                date=form.cleaned_data["date"],
+                channel=form.cleaned_data["channel"],
+                lines=formset.lines(),
+                product_text=form.cleaned_data.get("product") or "",
+                amount=form.cleaned_data.get("amount"),
+                instance=record,
+            )
+        except ValidationError as error:
+            if hasattr(error, "error_dict"):
+                for name, field_errors in error.message_dict.items():
+                    form.add_error(name if name in form.fields else None, field_errors)
+            else:
+                form.add_error(None, error.messages)
+        else:
+            messages.success(
+                request, _("The transaction was recorded.") if creating else _("The transaction was saved.")
+            )
+            return redirect("customers:detail", pk=customer.pk)
+    context = {"form": form, "formset": formset, "customer": customer, "object": record}
+    return render(request, "customers/transaction_form.html", context)
+
+
 @staff_permission_required("customers.add_transaction")
 @require_http_methods(["GET", "POST"])
 def transaction_create(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_customer_for(request.user, pk, edit=True)
-    return _record_form_view(
-        request,
-        form_class=TransactionForm,
-        instance=Transaction(customer=customer),
-        customer=customer,
-        template="customers/transaction_form.html",
-        done=(_("The transaction was recorded."), _("The transaction was saved.")),
-    )
+    return _transaction_form_view(request, record=Transaction(customer=customer), customer=customer)
 
 
 @staff_permission_required("customers.change_transaction")
@@ -289,14 +327,7 @@ def transaction_edit(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Transaction, pk=pk)
     customer = get_customer_for(request.user, record.customer_id, edit=True)
     record.customer = customer
-    return _record_form_view(
-        request,
-        form_class=TransactionForm,
-        instance=record,
-        customer=customer,
-        template="customers/transaction_form.html",
-        done=(_("The transaction was recorded."), _("The transaction was saved.")),
-    )
+    return _transaction_form_view(request, record=record, customer=customer)
 
 
 @staff_permission_required("customers.add_contract")
@@ -366,6 +397,7 @@ LOOKUP_KINDS: dict[str, LookupKind] = {
         LookupKind("sources", CustomerSource, gettext_lazy("Customer sources"), "signpost-split"),
         LookupKind("customer-types", CustomerType, gettext_lazy("Customer types"), "person-vcard"),
         LookupKind("industries", Industry, gettext_lazy("Industries"), "briefcase"),
+        LookupKind("product-categories", ProductCategory, gettext_lazy("Product categories"), "boxes"),
         LookupKind("tags", Tag, gettext_lazy("Tags"), "tags", TagForm),
         LookupKind("custom-fields", CustomField, gettext_lazy("Custom fields"), "ui-checks", CustomFieldForm),
     )

@@ -482,23 +482,44 @@ class DuplicateCheckForm(forms.Form):
 
 
 class TransactionForm(forms.ModelForm):
+    """Date, channel and, for a transaction without product lines, what was bought and the amount.
+
+    ``with_lines``: the transaction has product lines (customers.forms_product); its amount and
+    description then come from the lines (customers.products.transaction_record) and are not asked.
+    """
+
     class Meta:
         model = Transaction
         fields = ["date", "amount", "product", "channel"]
         widgets = {"date": _date_input(), "amount": forms.NumberInput(attrs={"step": "0.01", "min": "0.01"})}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, with_lines: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.with_lines = with_lines
         self.fields["amount"].help_text = _("In yuan (CNY), e.g. 1280.00.")
+        for name in ("amount", "product"):
+            # Needed only without product lines: checked in clean(), not marked as always required.
+            self.fields[name].required = False
+            if with_lines:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = _("Calculated from the product lines.")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if not self.with_lines:
+            for name in ("amount", "product"):
+                if name not in self.errors and cleaned.get(name) in (None, ""):
+                    self.add_error(name, ValidationError(self.fields[name].error_messages["required"], code="required"))
+        return cleaned
 
     def clean_amount(self) -> Decimal:
         amount = self.cleaned_data["amount"]
-        if amount is not None and amount <= 0:
+        if amount is not None and amount <= 0 and not self.with_lines:
             raise ValidationError(_("The amount must be more than zero."), code="not_positive")
         return amount
 
     def clean_product(self) -> str:
-        return fold_width(self.cleaned_data["product"])
+        return fold_width(self.cleaned_data["product"] or "")
 
 
 class ContractForm(forms.ModelForm):

@@ -348,7 +348,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     contacts = list(customer.contacts.all())
     for contact in contacts:
         contact.shown = shown_fields(user, contact, ["phone", "email"])
-    transactions = list(customer.transactions.order_by("-date", "-id")[:DETAIL_ROWS])
+    transactions = list(customer.transactions.order_by("-date", "-id").prefetch_related("lines__product")[:DETAIL_ROWS])
     transaction_totals = customer.transactions.aggregate(count=Count("pk"), amount=Sum("amount"))
     contracts = list(customer.contracts.order_by("-start_date", "-id")[:DETAIL_ROWS])
     for contract in contracts:

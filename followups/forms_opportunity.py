@@ -39,10 +39,16 @@ class OpportunityForm(forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 3}),
         }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, with_lines: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.with_lines = with_lines
         self.fields["amount"].help_text = _("In yuan (CNY).")
+        if with_lines:
+            # The amount is the sum of the product lines (followups.opportunities).
+            self.fields["amount"].required = False
+            self.fields["amount"].disabled = True
+            self.fields["amount"].help_text = _("Calculated from the product lines.")
         self.fields["probability"].required = False
         self.fields["probability"].help_text = _("Leave empty for the stage's usual probability.")
         if self.instance.pk:
@@ -62,6 +68,8 @@ class OpportunityForm(forms.ModelForm):
             values = {name: cleaned.get(name) for name in ("title", "amount", "probability", "owner")}
             if values["probability"] is None:
                 values["probability"] = 0  # filled from the stage by the service
+            if self.with_lines:
+                values["amount"] = 0  # the sum of the lines, by the service
             if self.instance.pk and values["owner"] in (None, self.instance.owner):
                 values["owner"] = None  # unchanged
             try:
@@ -77,6 +85,8 @@ class OpportunityForm(forms.ModelForm):
             values.pop("owner", None)
         if self.instance.pk and values.get("probability") is None:
             values.pop("probability")
+        if self.with_lines:
+            values.pop("amount", None)
         return values
 
 
@@ -99,12 +109,15 @@ class WinForm(forms.Form):
     create_transaction = forms.BooleanField(label=_("Record the transaction"), required=False)
 
 
-def win_forms(data, opportunity, *, contract_initial: dict, transaction_initial: dict):
-    """The win form with the contract and transaction forms (prefixed), bound to ``data`` if given."""
+def win_forms(data, opportunity, *, contract_initial: dict, transaction_initial: dict, with_lines: bool = False):
+    """The win form with the contract and transaction forms (prefixed), bound to ``data`` if given.
+
+    ``with_lines``: the opportunity has product lines; its transaction sells them (no amount asked).
+    """
     return (
         WinForm(data),
         ContractForm(data, prefix="contract", initial=contract_initial),
-        TransactionForm(data, prefix="transaction", initial=transaction_initial),
+        TransactionForm(data, prefix="transaction", initial=transaction_initial, with_lines=with_lines),
     )
 
 

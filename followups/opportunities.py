@@ -17,15 +17,14 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, DecimalField, F, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers import lifecycle
 from customers.access import can_edit
 from customers.models import Contract, Customer, StatusChange, Transaction
-from followups.models import Opportunity
+from followups.models import Opportunity, OpportunityLine
 
 Stage = Opportunity.Stage
 OPEN_STAGES = [stage for stage in Stage if stage not in Opportunity.CLOSED_STAGES]
@@ -83,6 +82,31 @@ def _lock(opportunity: Opportunity) -> Opportunity:
     return locked
 
 
+def _checked_lines(lines, *, keep: set[int] = frozenset()):
+    """Product lines as customers.products takes them, checked: positive quantities, prices not
+    negative, products on sale (or already on the opportunity, ``keep``)."""
+    from customers.products import as_lines, validate_lines
+
+    lines = as_lines(lines)
+    validate_lines(lines)
+    closed = [line.product for line in lines if not line.product.is_active and line.product.pk not in keep]
+    if closed:
+        raise ValidationError(
+            [_("%(product)s is not on sale.") % {"product": product} for product in dict.fromkeys(closed)]
+        )
+    return lines
+
+
+def _replace_lines(opportunity: Opportunity, lines) -> None:
+    OpportunityLine.objects.filter(opportunity=opportunity).delete()
+    OpportunityLine.objects.bulk_create(
+        OpportunityLine(
+            opportunity=opportunity, product=line.product, quantity=line.quantity, unit_price=line.unit_price
+        )
+        for line in lines
+    )
+
+
 def _save(opportunity: Opportunity, *, by, target: Opportunity | None = None) -> Opportunity:
     opportunity._history_user = by
     opportunity.save()
@@ -104,14 +128,23 @@ def opportunity_create(
     expected_close_date: datetime.date | None = None,
     owner=None,
     description: str = "",
+    lines=(),
 ) -> Opportunity:
-    """Open an opportunity of ``customer`` (PermissionDenied unless ``by`` may edit the customer)."""
+    """Open an opportunity of ``customer`` (PermissionDenied unless ``by`` may edit the customer).
+
+    With product ``lines`` (customers.products.Line or mappings), the amount is their sum.
+    """
     if not by.has_perm("followups.add_opportunity") or not can_edit(by, customer):
         raise PermissionDenied("followups.add_opportunity")
     if stage not in OPEN_STAGES:
         raise ValidationError({"stage": _("A new opportunity starts in an open stage.")})
     if owner is None:
         owner = by
+    lines = _checked_lines(lines)
+    if lines:
+        from customers.products import lines_total
+
+        amount = lines_total(lines)
     values = {
         "title": (title or "").strip(),
         "amount": amount,
@@ -122,24 +155,40 @@ def opportunity_create(
     }
     validate_opportunity(values, by=by)
     opportunity = Opportunity(customer=customer, stage=stage, created_by=by, **values)
-    return _save(opportunity, by=by)
+    _save(opportunity, by=by)
+    _replace_lines(opportunity, lines)
+    return opportunity
 
 
 @transaction.atomic
-def opportunity_update(*, opportunity: Opportunity, by, **changes) -> Opportunity:
-    """Change an open opportunity's fields (not its stage: that is ``opportunity_move``)."""
+def opportunity_update(*, opportunity: Opportunity, by, lines=None, **changes) -> Opportunity:
+    """Change an open opportunity's fields (not its stage: that is ``opportunity_move``).
+
+    ``lines``: None leaves the product lines as they are; a list replaces them (empty: none), and
+    when there are lines the amount is their sum.
+    """
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"not editable: {', '.join(sorted(unknown))}")
     _check_writable(opportunity, by=by)
     locked = _lock(opportunity)
+    if lines is not None:
+        kept = set(OpportunityLine.objects.filter(opportunity=locked).values_list("product_id", flat=True))
+        lines = _checked_lines(lines, keep=kept)
+        if lines:
+            from customers.products import lines_total
+
+            changes["amount"] = lines_total(lines)
     values = {name: getattr(locked, name) for name in EDITABLE_FIELDS} | changes
     if "owner" not in changes or values["owner"] == locked.owner:
         values.pop("owner")  # an unchanged owner is not re-checked (a manager's pick stays valid)
     validate_opportunity(values, by=by)
     for name, value in values.items():
         setattr(locked, name, value)
-    return _save(locked, by=by, target=opportunity)
+    saved = _save(locked, by=by, target=opportunity)
+    if lines is not None:
+        _replace_lines(saved, lines)
+    return saved
 
 
 @transaction.atomic
@@ -211,9 +260,9 @@ def transaction_initial(opportunity: Opportunity) -> dict[str, Any]:
     }
 
 
-def _valid_form(form_class, data: Mapping[str, Any], label: str, errors: dict):
+def _valid_form(form_class, data: Mapping[str, Any], label: str, errors: dict, **form_kwargs):
     """The customers app's own form decides what a valid contract or transaction is."""
-    form = form_class(data=dict(data))
+    form = form_class(data=dict(data), **form_kwargs)
     if form.is_valid():
         return form
     messages = []
@@ -239,11 +288,14 @@ def opportunity_win(
     A prospect or intent customer becomes 成交客户 (a StatusChange, the timeline event); with
     ``create_contract`` / ``create_transaction`` the contract and the transaction of the deal are
     recorded too, from ``contract`` / ``transaction_data`` (field values as customers.forms'
-    ContractForm / TransactionForm take them; missing ones default from the opportunity). If any of
-    it is refused, nothing is written: ValidationError with the messages under "contract" or
-    "transaction".
+    ContractForm / TransactionForm take them; missing ones default from the opportunity). The
+    transaction of an opportunity with product lines sells those lines, through
+    customers.products.transaction_record: its amount is theirs and their stock goes, and a sale
+    beyond stock is refused. If any of it is refused, nothing is written: ValidationError with the
+    messages under "contract" or "transaction".
     """
     from customers.forms import ContractForm, TransactionForm
+    from customers.products import transaction_record
     from customers.services import StatusChangeError, customer_change_status
 
     _check_writable(opportunity, by=by)
@@ -259,7 +311,11 @@ def opportunity_win(
         if not by.has_perm("customers.add_transaction"):
             raise PermissionDenied("customers.add_transaction")
         transaction_form = _valid_form(
-            TransactionForm, transaction_initial(opportunity) | dict(transaction_data or {}), "transaction", errors
+            TransactionForm,
+            transaction_initial(opportunity) | dict(transaction_data or {}),
+            "transaction",
+            errors,
+            with_lines=OpportunityLine.objects.filter(opportunity=opportunity).exists(),
         )
     if errors:
         raise ValidationError(errors)
@@ -292,12 +348,20 @@ def opportunity_win(
         record.save()
         result.contract = record
     if transaction_form is not None:
-        record = transaction_form.save(commit=False)
-        record.customer = customer
-        record.created_by = by
-        record._history_user = by
-        record.save()
-        result.transaction = record
+        data = transaction_form.cleaned_data
+        lines = list(OpportunityLine.objects.filter(opportunity=locked).select_related("product"))
+        try:
+            result.transaction = transaction_record(
+                customer=customer,
+                by=by,
+                date=data["date"],
+                channel=data["channel"],
+                lines=lines,
+                product_text=data.get("product") or "",
+                amount=data.get("amount"),
+            )
+        except ValidationError as error:  # not enough stock, a product no longer on sale: refuse all of it
+            raise ValidationError({"transaction": error.messages}) from error
     return result
 
 
@@ -318,9 +382,21 @@ class Column:
         return self.count - len(self.cards)
 
 
-def board_queryset(user, *, rep=None):
-    """The opportunities on ``user``'s board: their customers' (a rep), everyone's or one rep's (a manager)."""
-    queryset = Opportunity.objects.visible_to(user)
+def board_queryset(user, *, rep=None, for_totals: bool = False):
+    """The opportunities on ``user``'s board: their customers' (a rep), everyone's or one rep's (a manager).
+
+    ``for_totals`` gives the same rows in the shape an aggregate over all of them is fastest in:
+    for a user who sees every customer, "whose customer is not in the recycle bin" (NOT EXISTS: an
+    anti-join against the few deleted customers, or a primary-key probe per row for one rep's
+    opportunities) instead of "whose customer is among the million live ones" (docs/performance.md).
+    """
+    from customers.access import scope_filter
+
+    if for_totals and scope_filter(user, "view") == Q():
+        deleted = Customer.all_objects.filter(pk=OuterRef("customer_id"), deleted_at__isnull=False)
+        queryset = Opportunity.objects.exclude(Exists(deleted))
+    else:
+        queryset = Opportunity.objects.visible_to(user)
     if rep is not None:
         queryset = queryset.filter(owner=rep)
     return queryset
@@ -330,15 +406,16 @@ def pipeline_board(*, user, rep=None, limit: int | None = None) -> list[Column]:
     """The columns of the board: two queries whatever the number of opportunities.
 
     One aggregate gives each column's count, amount and weighted amount (Σ amount × probability /
-    100, in SQL, exact in decimals); one window query gives each column's first ``limit`` cards
-    (soonest expected close first), with customer and owner.
+    100, in SQL, exact in decimals); one query gives each column's first ``limit`` cards (soonest
+    expected close first), with customer and owner.
     """
     limit = BOARD_LIMIT if limit is None else limit
     queryset = board_queryset(user, rep=rep)
     columns = {stage.value: Column(stage.value, stage.label) for stage in Stage}
     money = DecimalField(max_digits=20, decimal_places=2)
     totals = (
-        queryset.order_by()
+        board_queryset(user, rep=rep, for_totals=True)
+        .order_by()
         .values("stage")
         .annotate(
             n=Count("pk"),
@@ -353,17 +430,27 @@ def pipeline_board(*, user, rep=None, limit: int | None = None) -> list[Column]:
         column.count = row["n"]
         column.amount = Decimal(row["total"] or 0).quantize(CENT)
         column.weighted = (Decimal(row["weighted"] or 0) / 100).quantize(CENT)
+    # Each column's first cards are the ids of a LIMITed subquery of that stage, read in board
+    # order from the opportunity_board index (migration 0007), so the cost does not grow with the
+    # column: a window over all visible opportunities sorted every one of them (300,000 on a
+    # manager's board: seconds). ``= ANY(ARRAY(…))`` keeps the OR of the six indexable.
+    from customers.access import _InSubquery
+
     order = [F("expected_close_date").asc(nulls_last=True), F("pk").desc()]
-    cards = (
-        queryset.select_related("customer", "owner")
-        .annotate(position=Window(RowNumber(), partition_by=[F("stage")], order_by=order))
-        .filter(position__lte=limit)
-        .order_by("stage", "position")
-    )
-    for card in cards:
+    firsts = Q(pk__in=[])
+    for stage in columns:
+        firsts |= Q(_InSubquery(F("pk"), queryset.filter(stage=stage).order_by(*order).values("pk")[:limit]))
+    cards = Opportunity.objects.filter(firsts).select_related("customer", "owner")
+    for card in sorted(cards, key=_board_position):
         if card.stage in columns:
             columns[card.stage].cards.append(card)
     return list(columns.values())
+
+
+def _board_position(card: Opportunity) -> tuple:
+    """A card's place in its column: soonest expected close first, undated last, newest first."""
+    closes = card.expected_close_date
+    return (closes is None, closes or datetime.date.min, -card.pk)
 
 
 def pipeline_totals(columns: list[Column]) -> dict[str, Any]:

@@ -19,11 +19,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import staff_permission_required
 from customers.access import can_edit, get_customer_for
+from customers.forms_product import add_line_row, line_formset
 from followups import opportunities as services
 from followups.forms_opportunity import LoseForm, MoveForm, OpportunityFilterForm, OpportunityForm, win_forms
 from followups.models import Opportunity
 
 LIST_PAGE = 25
+LINES_PREFIX = "lines"
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -102,40 +104,58 @@ def opportunity_list(request: HttpRequest) -> HttpResponse:
 # --- Create and edit -----------------------------------------------------------------------------
 
 
+def _forms_with_lines(request: HttpRequest, opportunity: Opportunity | None):
+    """The opportunity form and its product lines; ``adding_row`` when "add a row" was pressed."""
+    saved_lines = list(opportunity.lines.select_related("product")) if opportunity is not None else []
+    data = None
+    adding_row = False
+    if request.method == "POST":
+        adding_row = "add_line" in request.POST
+        data = add_line_row(request.POST, LINES_PREFIX) if adding_row else request.POST
+    formset = line_formset(data, prefix=LINES_PREFIX, lines=saved_lines, extra=1 if saved_lines else 3)
+    form = OpportunityForm(data, instance=opportunity, user=request.user, with_lines=formset.has_lines())
+    return form, formset, adding_row
+
+
 @staff_permission_required("followups.add_opportunity")
 @require_http_methods(["GET", "POST"])
 def opportunity_create(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_customer_for(request.user, pk, edit=True)
-    form = OpportunityForm(request.POST or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
+    form, formset, adding_row = _forms_with_lines(request, None)
+    if request.method == "POST" and not adding_row and form.is_valid() and formset.is_valid():
         try:
-            opportunity = services.opportunity_create(customer=customer, by=request.user, **form.values())
+            opportunity = services.opportunity_create(
+                customer=customer, by=request.user, lines=formset.lines(), **form.values()
+            )
         except ValidationError as error:
             form.add_error(None, _error_messages(error))
         else:
             messages.success(request, _("The opportunity “%(title)s” was opened.") % {"title": opportunity.title})
             return redirect("followups:pipeline")
-    status = 422 if request.method == "POST" else 200
-    return render(request, "followups/opportunity_form.html", {"customer": customer, "form": form}, status=status)
+    status = 422 if request.method == "POST" and not adding_row else 200
+    context = {"customer": customer, "form": form, "formset": formset}
+    return render(request, "followups/opportunity_form.html", context, status=status)
 
 
 @staff_permission_required("followups.change_opportunity")
 @require_http_methods(["GET", "POST"])
 def opportunity_edit(request: HttpRequest, pk: int) -> HttpResponse:
     opportunity = get_opportunity_for(request.user, pk, edit=True)
-    form = OpportunityForm(request.POST or None, instance=opportunity, user=request.user)
+    form, formset, adding_row = _forms_with_lines(request, opportunity)
     if opportunity.is_closed:
         form.add_error(None, _("A closed opportunity cannot be changed."))
-    elif request.method == "POST" and form.is_valid():
+    elif request.method == "POST" and not adding_row and form.is_valid() and formset.is_valid():
         try:
-            services.opportunity_update(opportunity=opportunity, by=request.user, **form.values())
+            services.opportunity_update(
+                opportunity=opportunity, by=request.user, lines=formset.lines(), **form.values()
+            )
         except ValidationError as error:
             form.add_error(None, _error_messages(error))
         else:
             messages.success(request, _("The opportunity was saved."))
             return redirect("followups:pipeline")
-    status = 422 if request.method == "POST" else 200
-    context = {"customer": opportunity.customer, "form": form, "opportunity": opportunity}
+    status = 422 if request.method == "POST" and not adding_row else 200
+    context = {"customer": opportunity.customer, "form": form, "formset": formset, "opportunity": opportunity}
     return render(request, "followups/opportunity_form.html", context, status=status)
 
 
@@ -178,11 +198,13 @@ def opportunity_move(request: HttpRequest, pk: int) -> HttpResponse:
 def opportunity_win(request: HttpRequest, pk: int) -> HttpResponse:
     opportunity = get_opportunity_for(request.user, pk, edit=True)
     data = request.POST if request.method == "POST" else None
+    lines = list(opportunity.lines.select_related("product"))
     win_form, contract_form, transaction_form = win_forms(
         data,
         opportunity,
         contract_initial=services.contract_initial(opportunity),
         transaction_initial=services.transaction_initial(opportunity),
+        with_lines=bool(lines),
     )
     errors: list[str] = []
     if opportunity.is_closed:
@@ -225,6 +247,7 @@ def opportunity_win(request: HttpRequest, pk: int) -> HttpResponse:
         "errors": errors,
         "may_add_contract": request.user.has_perm("customers.add_contract"),
         "may_add_transaction": request.user.has_perm("customers.add_transaction"),
+        "lines": lines,
     }
     status = 422 if request.method == "POST" else 200
     return render(request, "followups/opportunity_win.html", context, status=status)

@@ -222,7 +222,10 @@ def _before_datetime(field: str, rank: int, cursor) -> Q:
         return Q(**{f"{field}__lte": when})
     if rank > cursor_rank:
         return Q(**{f"{field}__lt": when})
-    return Q(**{f"{field}__lt": when}) | Q(**{field: when, "pk__lt": pk})
+    # ``t <= when AND (t < when OR id < pk)``: the same rows as ``t < when OR (t = when AND id < pk)``,
+    # but the first term bounds the index range, so a deep page starts at the cursor instead of
+    # reading the customer's newer rows first (docs/performance.md).
+    return Q(**{f"{field}__lte": when}) & (Q(**{f"{field}__lt": when}) | Q(pk__lt=pk))
 
 
 def _before_date(field: str, rank: int, cursor) -> Q:
@@ -238,7 +241,8 @@ def _before_date(field: str, rank: int, cursor) -> Q:
     same = Q(**{field: local.date()})
     if rank < cursor_rank:
         return earlier | same
-    return earlier | (same & Q(pk__lt=pk))
+    # As in _before_datetime: bounded by ``date <= cursor's date`` (here first_after is that date).
+    return Q(**{f"{field}__lte": first_after}) & (earlier | Q(pk__lt=pk))
 
 
 def _midnight(date: datetime.date) -> datetime.datetime:

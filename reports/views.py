@@ -9,11 +9,13 @@ from accounts.access import staff_required
 from accounts.roles import ROLE_LABELS
 from cims.models import Heartbeat
 from cims.navigation import visible_items
+from customers.models import Product
 from followups.models import Task
 from followups.renewals import expiring_contracts_for
 
 OVERDUE_SHOWN = 5
 EXPIRING_SHOWN = 5
+LOW_STOCK_SHOWN = 5
 
 
 @staff_required
@@ -40,4 +42,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 .order_by("end_date", "pk")[:EXPIRING_SHOWN]
             )
             context["renewal_days"] = settings.CONTRACT_RENEWAL_DAYS
+    if request.user.has_perm("customers.view_product"):
+        low_stock = Product.objects.low_stock()
+        context["low_stock_count"] = low_stock.count()
+        if context["low_stock_count"]:
+            context["low_stock_products"] = list(
+                low_stock.only("id", "code", "name", "unit", "stock_quantity", "low_stock_threshold").order_by(
+                    "stock_quantity", "code"
+                )[:LOW_STOCK_SHOWN]
+            )
     return render(request, "reports/dashboard.html", context)

@@ -1,8 +1,10 @@
 """Factories of the customer archive (shared by every customer test)."""
 
+from decimal import Decimal
+
 import factory
 
-from customers.models import Contact, Contract, Customer, Tag, Transaction
+from customers.models import Contact, Contract, Customer, Product, ProductCategory, Tag, Transaction
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):
@@ -49,3 +51,26 @@ class ContractFactory(factory.django.DjangoModelFactory):
     amount = "50000.00"
     start_date = "2026-01-01"
     end_date = "2026-12-31"
+
+
+class ProductCategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ProductCategory
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"产品类别{n}")
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    """A stocked product on sale. Its stock is set directly (no movement): tests of the stock
+    services start from it; the services themselves always write movements."""
+
+    class Meta:
+        model = Product
+
+    code = factory.Sequence(lambda n: f"P-{n:04d}")
+    name = factory.Sequence(lambda n: f"办公用品{n}")
+    unit = "件"
+    list_price = Decimal("100.00")
+    stock_quantity = Decimal(10)
+    low_stock_threshold = Decimal(2)

@@ -146,9 +146,10 @@ def post_upload(client, customer, name="报价单.pdf", data=PDF_BYTES, *, htmx=
 
 
 def refusal(data: bytes, name: str) -> str:
-    with translation.override("en"), pytest.raises(ValidationError) as caught:
-        attachments.inspect_file(data, name)
-    return " ".join(caught.value.messages)
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as caught:
+            attachments.inspect_file(data, name)
+        return " ".join(caught.value.messages)  # lazy messages: rendered while English is on
 
 
 # --- Content checks --------------------------------------------------------------------------------

@@ -42,6 +42,16 @@ DEMO_DEPARTMENTS = [
 ]
 
 
+# code, name, category, unit, list price, opening stock (None: not stocked), low-stock threshold
+DEMO_PRODUCTS = [
+    ("P-1001", "A4 复印纸（500张/包）", "办公耗材", "包", "25.00", 400, 50),
+    ("P-1002", "激光打印机硒鼓", "办公耗材", "个", "380.00", 3, 5),
+    ("P-2001", "商用激光打印机", "办公设备", "台", "2680.00", 12, 2),
+    ("P-2002", "碎纸机", "办公设备", "台", "899.00", 20, 3),
+    ("S-0001", "年度上门维护服务", "服务", "年", "3600.00", None, 0),
+]
+
+
 class Command(BaseCommand):
     help = "Create the demo departments, employees and one login per role (quick start only)."
 
@@ -68,6 +78,7 @@ class Command(BaseCommand):
                 if department.head_id is None:
                     department.head = User.objects.get(username=username)
                     department.save(update_fields=["head"])
+        self._products()
         from django.core.management import call_command
 
         from customers.models import Customer
@@ -75,9 +86,38 @@ class Command(BaseCommand):
         if not Customer.all_objects.exists():
             # A first start gets a small archive to look at; seed_demo makes large ones.
             call_command("seed_demo", customers=300, not_production=True, stdout=self.stdout)
+        # Two campaigns with members in every state (once; after the customers exist).
+        from followups.campaigns import seed_demo_campaigns
+
+        seed_demo_campaigns()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Demo logins (password for all: {DEMO_PASSWORD}):"))
         for username, name, role, _department, _position in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role:<9} {name}")
+
+    def _products(self) -> None:
+        """A small catalogue with one product low on stock (the dashboard's warning), once."""
+        from decimal import Decimal
+
+        from customers.models import Product, ProductCategory
+        from customers.products import product_save
+
+        if Product.objects.exists():
+            return
+        admin = User.objects.get(username="admin")
+        manager = User.objects.get(username="manager")
+        with transaction.atomic():
+            for code, name, category, unit, price, stock, threshold in DEMO_PRODUCTS:
+                product = Product(
+                    code=code,
+                    name=name,
+                    category=ProductCategory.objects.get_or_create(name=category)[0] if category else None,
+                    unit=unit,
+                    list_price=Decimal(price),
+                    is_stocked=stock is not None,
+                    low_stock_threshold=Decimal(threshold),
+                    manager=manager,
+                )
+                product_save(product=product, by=admin, opening_stock=Decimal(stock or 0))
 
     def _departments(self) -> dict[str, Department]:
         created: dict[str, Department] = {}
