@@ -425,6 +425,9 @@ class Customer(models.Model):
                 name="customer_live_name_company",
             ),
             models.Index(fields=["merged_into"], condition=Q(merged_into__isnull=False), name="customer_merged_into"),
+            # The recycle bin, tiny: "customer not deleted" as NOT EXISTS reads it instead of the table
+            # (the pipeline totals; docs/performance.md).
+            models.Index(fields=["id"], condition=Q(deleted_at__isnull=False), name="customer_deleted"),
         ]
         constraints = [models.UniqueConstraint(fields=["code"], name="customer_code_unique")]
 

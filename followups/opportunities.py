@@ -31,7 +31,7 @@ OPEN_STAGES = [stage for stage in Stage if stage not in Opportunity.CLOSED_STAGE
 EDITABLE_FIELDS = ("title", "amount", "probability", "expected_close_date", "description", "owner")
 CENT = Decimal("0.01")
 # Cards per column on the board; the rest are on the list page.
-BOARD_LIMIT = 50
+BOARD_LIMIT = 20  # cards per column; the rest are one click away in the filtered list
 
 
 def default_probability(stage: str) -> int:

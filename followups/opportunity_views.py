@@ -65,6 +65,10 @@ def _board_context(request: HttpRequest, rep) -> dict:
         "totals": services.pipeline_totals(columns),
         "rep": rep,
         "open_stages": services.OPEN_STAGES,
+        # Translated once for the whole board rather than once per card.
+        "move_to": _("Move to"),
+        "won_label": _("Won"),
+        "lost_label": _("Lost"),
         "limit": services.BOARD_LIMIT,
     }
 
