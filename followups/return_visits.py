@@ -12,7 +12,6 @@ archive, so it stays cheap however many customers there are.
 from __future__ import annotations
 
 import datetime
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import DateField, Exists, OuterRef, Q, QuerySet, Subquery
@@ -21,14 +20,7 @@ from django.utils import timezone
 
 from customers.models import Customer, Transaction
 from followups.models import FollowUp, Opportunity
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
-
-
-def _midnight(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=_zone())
+from followups.services import _midnight, _zone  # the app's one Asia/Shanghai day rule
 
 
 def _latest_events(start: datetime.date, today: datetime.date) -> tuple[Subquery, Subquery, Q]:
