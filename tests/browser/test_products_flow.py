@@ -33,7 +33,8 @@ def test_a_manager_adds_a_product_a_rep_is_refused_beyond_stock_then_sells_the_r
     assert product.stock_quantity == 2 and page.get_by_test_id("product-stock").inner_text().startswith("2")
 
     # A sales rep asks for 3: refused, with the product and both quantities on the page.
-    page.context.clear_cookies()
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
     log_in(page, sales_rep)
     page.get_by_test_id("dashboard").wait_for()
     page.goto(f"/customers/{customer.pk}/transactions/new/")
