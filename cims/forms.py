@@ -1,4 +1,9 @@
+import datetime
+
+from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.forms.renderers import TemplatesSetting
+from django.utils.translation import gettext_lazy as _
 
 
 class BootstrapFormRenderer(TemplatesSetting):
@@ -6,3 +11,23 @@ class BootstrapFormRenderer(TemplatesSetting):
 
     form_template_name = "forms/form.html"
     field_template_name = "forms/field.html"
+
+
+# Dates a search filter accepts. A filter day becomes a moment (midnight in Asia/Shanghai, or the
+# next day's midnight for an "up to" bound), which overflows near date.min / date.max; no record
+# of ours lies outside these years anyway.
+FILTER_DATE_MIN = datetime.date(1900, 1, 1)
+FILTER_DATE_MAX = datetime.date(2999, 12, 31)
+
+
+class FilterDateField(forms.DateField):
+    """A date for a list filter: outside FILTER_DATE_MIN … FILTER_DATE_MAX it is a field error."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+        super().__init__(**kwargs)
+        self.validators += [
+            MinValueValidator(FILTER_DATE_MIN, message=_("Enter a date no earlier than %(limit_value)s.")),
+            MaxValueValidator(FILTER_DATE_MAX, message=_("Enter a date no later than %(limit_value)s.")),
+        ]

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -216,7 +218,18 @@ def _check_office_zip(data: bytes) -> FileType:
                 declared = member.read(CONTENT_TYPES_MAX + 1)
     except ValidationError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, RuntimeError):
+    # A damaged member fails in its decompressor (zlib.error, lzma.LZMAError), not only in zipfile.
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        RuntimeError,
+        zlib.error,
+        lzma.LZMAError,
+    ):
         raise ValidationError(
             _("This Word or Excel file is damaged or not a real document; it was refused."), code="damaged"
         ) from None

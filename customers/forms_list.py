@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import roles
 from accounts.models import User
+from cims.forms import FilterDateField
 from cims.models import PersonalDataAccess
 from customers.models import (
     Customer,
@@ -181,12 +182,8 @@ class CustomerFilterForm(forms.Form):
     industry = _id_choice(_("Industry"))
     owner = _id_choice(_("Owner"))
     tag = _id_choice(_("Tag"))
-    created_from = forms.DateField(
-        label=_("Created from"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-    )
-    created_to = forms.DateField(
-        label=_("Created to"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-    )
+    created_from = FilterDateField(label=_("Created from"))
+    created_to = FilterDateField(label=_("Created to"))
     sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORT_CHOICES)
     per_page = forms.TypedChoiceField(
         label=_("Per page"), required=False, choices=PER_PAGE_CHOICES, coerce=int, empty_value=None

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cims.forms import FilterDateField
 from customers import lifecycle
 from customers.models import Contact, Customer, StatusChange
 from followups.models import FollowUp, Opportunity
@@ -88,8 +89,8 @@ class FollowUpForm(forms.ModelForm):
 
 class FollowUpFilterForm(forms.Form):
     kind = forms.ChoiceField(label=_("Type"), required=False, choices=[("", _("All types")), *FollowUp.Kind.choices])
-    date_from = forms.DateField(label=_("From"), required=False, widget=_date_input())
-    date_to = forms.DateField(label=_("To"), required=False, widget=_date_input())
+    date_from = FilterDateField(label=_("From"), widget=_date_input())
+    date_to = FilterDateField(label=_("To"), widget=_date_input())
     rep = forms.ModelChoiceField(label=_("Recorded by"), required=False, queryset=get_user_model().objects.none())
 
     def __init__(self, *args, show_rep: bool = False, **kwargs):

@@ -225,6 +225,14 @@ def test_it_refuses_damaged_files(data, kind):
     assert "damaged" in refusal(data, "文件")
 
 
+def test_it_refuses_a_word_file_whose_compressed_part_is_damaged():
+    # The zip directory is intact; the deflate stream of [Content_Types].xml is not (zlib.error).
+    data = bytearray(docx_bytes())
+    start = 30 + len(b"[Content_Types].xml")  # the first local header, then the member's data
+    data[start : start + 6] = b"\xff" * 6
+    assert "damaged" in refusal(bytes(data), "合同.docx")
+
+
 @override_settings(ATTACHMENT_MAX_MB=1)
 def test_it_refuses_a_file_over_the_size_limit():
     big = PDF_BYTES[:-6] + b" " * (1 << 20) + b"%%EOF\n"

@@ -254,6 +254,10 @@ def test_the_list_survives_bad_filters(sales_rep, client_for):
         reverse("followups:list"), {"date_from": "x", "kind": "nope", "page": "zz", "rep": "1"}
     )
     assert response.status_code == 200
+    # The last day there is: "up to" it would end the day after, beyond what dates can hold.
+    for extreme in ({"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}):
+        response = client_for(sales_rep).get(reverse("followups:list"), extreme)
+        assert response.status_code == 200 and response.context["form"].errors
 
 
 def test_the_list_is_refused_to_roles_without_follow_ups(analyst, client_for, client):
