@@ -224,7 +224,13 @@ class BaseLineFormSet(forms.BaseFormSet):
 
 def line_formset_class(*, extra: int):
     return forms.formset_factory(
-        LineForm, formset=BaseLineFormSet, extra=extra, max_num=MAX_LINE_ROWS, validate_max=True
+        LineForm,
+        formset=BaseLineFormSet,
+        extra=extra,
+        max_num=MAX_LINE_ROWS,
+        validate_max=True,
+        # A forged TOTAL_FORMS builds at most this many rows (Django's default would be 1,030).
+        absolute_max=MAX_LINE_ROWS,
     )
 
 

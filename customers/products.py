@@ -138,8 +138,10 @@ def product_save(*, product: Product, by, opening_stock: Decimal | None = None) 
     product._history_user = by
     product.save()
     if creating and opening_stock:
-        stock_receive(product=product, quantity=Decimal(opening_stock), note=_("Opening stock"), by=by)
-        product.refresh_from_db(fields=["stock_quantity"])
+        # Part of creating (add_product was checked above), not a later receipt needing change_product.
+        locked = _lock_products([product.pk])[product.pk]
+        _move(locked, Decimal(opening_stock), reason=Reason.RECEIPT, note=_("Opening stock"), by=by)
+        product.stock_quantity = locked.stock_quantity
     return product
 
 
@@ -211,7 +213,17 @@ def _move(
     record: Transaction | None = None,
 ) -> StockMovement:
     """Book ``change`` on the locked ``product``: the new balance and its movement."""
-    product.stock_quantity = product.stock_quantity + change
+    balance = product.stock_quantity + change
+    # A queryset update skips the field's rules: a balance or change beyond the column's 14 digits
+    # is refused here rather than failing in the database.
+    try:
+        Product._meta.get_field("stock_quantity").run_validators(Decimal(balance))
+        StockMovement._meta.get_field("change").run_validators(Decimal(change))
+    except ValidationError:
+        raise ValidationError(
+            _("The stock of %(product)s would go beyond what can be recorded.") % {"product": product}
+        ) from None
+    product.stock_quantity = balance
     # A queryset update, not save(): the movement is the record of a stock change, and a history
     # row of the whole product for every sale would only repeat it.
     Product.objects.filter(pk=product.pk).update(stock_quantity=product.stock_quantity)

@@ -56,6 +56,12 @@ def validate_opportunity(values: Mapping[str, Any], *, by) -> None:
     amount = values.get("amount")
     if amount is None or amount < 0:
         errors["amount"] = _("The amount cannot be negative.")
+    else:
+        # The sum of product lines can outgrow the column (14 digits): the field's own rule says so.
+        try:
+            Opportunity._meta.get_field("amount").run_validators(Decimal(amount))
+        except ValidationError as error:
+            errors["amount"] = " ".join(error.messages)
     probability = values.get("probability")
     if probability is None or not 0 <= probability <= 100:
         errors["probability"] = _("The probability is a percentage from 0 to 100.")
@@ -331,7 +337,7 @@ def opportunity_win(
 
     if customer.status in lifecycle.WON_BY_OPPORTUNITY:
         limit = StatusChange._meta.get_field("reason").max_length
-        reason = f"opportunity won: {locked.title}"[:limit]
+        reason = (_("Opportunity won: %(title)s") % {"title": locked.title})[:limit]
         try:
             result.status_change = customer_change_status(
                 customer=customer, to=Customer.Status.WON, by=by, reason=reason

@@ -449,3 +449,57 @@ def test_the_movements_page_through_within_a_query_budget(manager, client_for, p
     assert page.object_list[0].balance == 35
     rest = client.get(url, {"after": page.next_cursor}).context["movements"]
     assert [m.balance for m in rest] == [15, 14, 13, 12, 11]
+
+
+# --- Numbers beyond the columns, forged row counts ------------------------------------------------------
+
+HUGE = "999999999999.99"  # the largest a 14-digit, 2-place column holds
+
+
+def test_receiving_beyond_what_the_stock_column_holds_is_a_message_not_a_500(manager, client_for):
+    product = ProductFactory(stock_quantity=Decimal(HUGE))
+    url = reverse("customers:product_stock", args=[product.pk])
+    response = client_for(manager).post(url, {"action": "receive", "receive-quantity": "1"}, **EN)
+    assert response.status_code == 422
+    assert "beyond what can be recorded" in response.content.decode()
+    assert stock(product) == Decimal(HUGE) and not StockMovement.objects.exists()
+
+
+def test_a_backorder_sale_beyond_the_stock_column_is_refused(manager, client_for, customer):
+    product = ProductFactory(stock_quantity=Decimal("-1"))  # already one on backorder
+    response = client_for(manager).post(
+        reverse("customers:transaction_create", args=[customer.pk]), tx_data((product.pk, HUGE, "0.01")), **EN
+    )
+    assert response.status_code == 200 and not Transaction.objects.exists()  # the form again, with the message
+    assert "beyond what can be recorded" in response.content.decode()
+    assert stock(product) == -1
+
+
+def test_an_opportunity_whose_lines_outgrow_the_amount_column_is_refused(sales_rep, client_for, customer, product):
+    data = {"title": "超大单", "stage": "initial", "amount": "", "probability": "", "description": ""}
+    data |= lines_data((product.pk, HUGE, HUGE))
+    response = client_for(sales_rep).post(reverse("followups:opportunity_create", args=[customer.pk]), data, **EN)
+    assert response.status_code == 422 and not Opportunity.objects.exists()
+    assert "digits" in response.content.decode()
+
+
+def test_a_forged_row_count_builds_no_more_than_the_row_limit(sales_rep, client_for, customer, product):
+    from customers.forms_product import MAX_LINE_ROWS
+
+    data = tx_data((product.pk, "1", ""))
+    data["lines-TOTAL_FORMS"] = "1000000"
+    response = client_for(sales_rep).post(reverse("customers:transaction_create", args=[customer.pk]), data)
+    assert response.content.decode().count('name="lines-') <= MAX_LINE_ROWS * 4 + 4
+
+
+def test_creating_a_product_with_opening_stock_needs_only_the_add_permission(client_for):
+    from django.contrib.auth.models import Permission
+
+    from accounts import roles
+    from tests.factories import UserFactory
+
+    clerk = UserFactory(username="t_clerk", role=roles.SALES)
+    clerk.user_permissions.add(Permission.objects.get(codename="add_product"))
+    response = client_for(clerk).post(reverse("customers:product_create"), product_data())
+    assert response.status_code == 302
+    assert Product.objects.get().stock_quantity == 2

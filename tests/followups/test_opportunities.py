@@ -122,14 +122,15 @@ def test_a_closed_opportunity_cannot_move_back_or_change(sales_rep, opportunity)
 
 
 def test_winning_moves_a_prospect_to_won_and_records_a_status_change(sales_rep, customer, opportunity):
-    result = services.opportunity_win(opportunity=opportunity, by=sales_rep)
+    with translation.override("en"):
+        result = services.opportunity_win(opportunity=opportunity, by=sales_rep)
     customer.refresh_from_db()
     opportunity.refresh_from_db()
     assert opportunity.stage == "won" and opportunity.probability == 100 and opportunity.closed_at
     assert customer.status == Customer.Status.WON
     change = StatusChange.objects.get(customer=customer)
     assert (change.from_status, change.to_status, change.changed_by) == ("prospect", "won", sales_rep)
-    assert change.reason == f"opportunity won: {opportunity.title}"
+    assert change.reason == f"Opportunity won: {opportunity.title}"
     assert result.status_change == change
 
 
