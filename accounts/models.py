@@ -192,3 +192,34 @@ class Employee(models.Model):
         if not self.number:
             self.number = f"E{next_sequence_value('employee'):05d}"
         super().save(*args, **kwargs)
+
+
+class PortalAccount(models.Model):
+    """The portal login of one customer (门户账号). Every portal view resolves the customer from the
+    logged-in user through this row (accounts.portal.customer_for), never from an id in the URL.
+
+    Created by an administrator or a sales rep who may edit the customer; the user starts with no
+    usable password and sets one through the one-time invitation link (accounts.portal).
+    """
+
+    user = models.OneToOneField(
+        User, verbose_name=_("login account"), on_delete=models.CASCADE, primary_key=True, related_name="portal_account"
+    )
+    customer = models.OneToOneField(
+        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="portal_account"
+    )
+    created_by = models.ForeignKey(
+        User, verbose_name=_("created by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    invited_at = models.DateTimeField(_("invitation sent at"), null=True, blank=True)
+    activated_at = models.DateTimeField(_("first password set at"), null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("portal account")
+        verbose_name_plural = _("portal accounts")
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.customer_id}"

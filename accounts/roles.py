@@ -67,6 +67,23 @@ _ATTACHMENT_WORK = ["customers.view_attachment", "customers.add_attachment", "cu
 # Marketing campaigns: reps read them and record how their customers responded.
 _CAMPAIGN_RESPONSES = ["followups.view_campaign", "followups.view_campaignmember", "followups.change_campaignmember"]
 
+# Tickets (投诉/服务工单) of the customers one may see: read them, file one, reply and note.
+_TICKET_VIEW = [
+    "complaints.view_ticket",
+    "complaints.view_ticketcategory",
+    "complaints.view_ticketevent",
+    "complaints.view_ticketattachment",
+]
+_TICKET_WORK = [
+    *_TICKET_VIEW,
+    "complaints.add_ticket",
+    "complaints.change_ticket",
+    "complaints.add_ticketevent",
+    "complaints.add_ticketattachment",
+]
+# Consent entries (同意记录) kept with a customer.
+_VIEW_CONSENTS = ["customers.view_consent"]
+
 ROLE_PERMISSIONS: dict[str, str | list[str]] = {
     ADMIN: ALL,
     MANAGER: [
@@ -119,6 +136,16 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "followups.delete_campaign",
         "followups.add_campaignmember",
         "followups.delete_campaignmember",
+        *_TICKET_WORK,
+        "complaints.assign_ticket",
+        "complaints.view_all_tickets",
+        *_VIEW_CONSENTS,
+        "customers.add_consent",
+        "customers.view_datarequest",
+        "customers.decide_datarequest",
+        "accounts.view_portalaccount",
+        "accounts.add_portalaccount",
+        "accounts.change_portalaccount",
     ],
     SALES: [
         "accounts.access_staff_ui",
@@ -148,6 +175,14 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         *_VIEW_PRODUCTS,
         *_ATTACHMENT_WORK,
         *_CAMPAIGN_RESPONSES,
+        # Complaints their customers phone in, and the tickets of their customers (the 360 page).
+        *_TICKET_WORK,
+        *_VIEW_CONSENTS,
+        "customers.add_consent",
+        # The portal accounts of the customers they may edit (accounts.portal).
+        "accounts.view_portalaccount",
+        "accounts.add_portalaccount",
+        "accounts.change_portalaccount",
     ],
     SERVICE: [
         "accounts.access_staff_ui",
@@ -164,6 +199,11 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "followups.view_followup",
         *_OWN_AGENDA,
         *_VIEW_PRODUCTS,
+        # The complaint desk: every ticket, the team queue. Reassigning is a lead's permission
+        # (complaints.assign_ticket), granted to a service lead's own account in the admin.
+        *_TICKET_WORK,
+        "complaints.view_all_tickets",
+        *_VIEW_CONSENTS,
     ],
     ANALYST: [
         "accounts.access_staff_ui",

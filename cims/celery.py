@@ -22,6 +22,8 @@ app.conf.beat_schedule = {
     "pool-return-idle": {"task": "followups.tasks.return_idle_customers", "schedule": crontab(hour=2, minute=0)},
     # Contracts: expire those past their end date, remind owners of those ending soon.
     "contract-renewals": {"task": "followups.tasks.contract_renewals", "schedule": crontab(hour=2, minute=30)},
+    # Tickets about to breach their SLA (assignee notified) or breached (managers alerted).
+    "complaints-sla": {"task": "complaints.tasks.check_sla", "schedule": timedelta(minutes=5)},
 }
 
 

@@ -217,6 +217,25 @@ CONTRACT_RENEWAL_DAYS = env_int("CONTRACT_RENEWAL_DAYS", 30, minimum=1)
 # A customer is due a return visit (回访) this many days after a sale, until one is recorded.
 RETURN_VISIT_AFTER_DAYS = env_int("RETURN_VISIT_AFTER_DAYS", 7, minimum=0)
 
+# --- Complaints and service tickets (complaints) ------------------------------------------------
+# Hours from filing to resolution, by severity (the SLA); a ticket within SLA_WARNING_HOURS of its
+# due time is flagged "about to breach" and its assignee notified; a breached one is escalated.
+SLA_HOURS = {
+    "critical": env_int("SLA_HOURS_CRITICAL", 4, minimum=1),
+    "high": env_int("SLA_HOURS_HIGH", 24, minimum=1),
+    "medium": env_int("SLA_HOURS_MEDIUM", 72, minimum=1),
+    "low": env_int("SLA_HOURS_LOW", 120, minimum=1),
+}
+SLA_WARNING_HOURS = env_int("SLA_WARNING_HOURS", 2, minimum=0)
+
+# --- The customer portal and personal data (accounts.portal, customers.privacy) ------------------
+# Days an invitation link (first password) stays valid; Django's one-time password-reset tokens.
+PASSWORD_RESET_TIMEOUT = env_int("PORTAL_INVITATION_DAYS", 7, minimum=1) * 24 * 3600
+# Profile fields a portal customer may correct themselves (each correction is kept in history).
+PORTAL_EDITABLE_FIELDS = env_list("PORTAL_EDITABLE_FIELDS", ["phone", "mobile", "email", "address", "city"])
+# The version of the privacy notice consents are given to (recorded with each consent entry).
+PRIVACY_NOTICE_VERSION = env_str("PRIVACY_NOTICE_VERSION", "2026-01")
+
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

@@ -351,6 +351,10 @@ class Customer(models.Model):
         db_index=False,  # a partial index in Meta: almost every row is NULL
     )
 
+    # Set when an approved erasure request (customers.privacy) anonymized the record: only what
+    # accounting must keep stays, under the pseudonymous code.
+    erased_at = models.DateTimeField(_("erased at"), null=True, blank=True, editable=False)
+
     objects = AliveManager()
     all_objects = CustomerQuerySet.as_manager()
     # The history is read by customer id and date; its copies of the other indexed columns need no
@@ -851,6 +855,112 @@ class AttachmentContent(models.Model):
 
     def __str__(self) -> str:
         return f"content of attachment {self.attachment_id}"
+
+
+# --- Personal data: consent and data-subject requests (PIPL arts. 44–47; GDPR arts. 15–20) -------
+
+
+class Consent(models.Model):
+    """One consent entry: the customer granted (or withdrew) consent to a purpose, in a version of
+    the notice, at a time, through a channel. Entries are only added; the newest per purpose is the
+    current state (customers.privacy.current_consents)."""
+
+    class Purpose(models.TextChoices):
+        SERVICE = "service", _("Processing for the contract and service")
+        MARKETING = "marketing", _("Marketing messages")
+        # Sensitive personal information (PIPL art. 29): ID card number, bank account.
+        SENSITIVE = "sensitive", _("Sensitive data (ID card number, bank account)")
+
+    class Channel(models.TextChoices):
+        PORTAL = "portal", _("Portal")
+        PAPER = "paper", _("Paper form")
+        PHONE = "phone", _("Phone")
+        EMAIL = "email", _("E-mail")
+        ONSITE = "onsite", _("On site")
+
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="consents")
+    purpose = models.CharField(_("purpose"), max_length=12, choices=Purpose.choices)
+    granted = models.BooleanField(_("granted"), default=True)
+    version = models.CharField(_("notice version"), max_length=32)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    recorded_at = models.DateTimeField(_("at"), default=timezone.now)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+
+    class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["customer", "purpose", "-recorded_at", "-id"], name="consent_customer_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.purpose} {self.granted}"
+
+
+class DataRequest(models.Model):
+    """A customer's request about their personal data: a copy, a correction or erasure. Erasure
+    waits for a manager's approval (a refusal says why); every request and outcome stays listed."""
+
+    class Kind(models.TextChoices):
+        EXPORT = "export", _("Copy of my data")
+        CORRECTION = "correction", _("Correction")
+        ERASURE = "erasure", _("Erasure")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        APPROVED = "approved", _("Approved")
+        REFUSED = "refused", _("Refused")
+        DONE = "done", _("Done")
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.PROTECT, related_name="data_requests"
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    # What the customer asked (a correction's details). Erased with the customer's other free text.
+    details = models.TextField(_("details"), blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_reason = models.TextField(_("reason"), blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("personal-data request")
+        verbose_name_plural = _("personal-data requests")
+        ordering = ["-requested_at", "-id"]
+        permissions = [("decide_datarequest", _("Can approve or refuse personal-data requests"))]
+        indexes = [
+            models.Index(fields=["status", "-requested_at"], name="datarequest_status"),
+            models.Index(fields=["customer", "-requested_at"], name="datarequest_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.kind} {self.status}"
 
 
 # --- Imports (批量导入) ------------------------------------------------------------------------

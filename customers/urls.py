@@ -7,9 +7,11 @@ from customers import (
     import_views,
     merge_views,
     pool_views,
+    privacy_views,
     product_views,
     views,
 )
+from accounts import portal_views as accounts_portal
 
 app_name = "customers"
 
@@ -70,4 +72,10 @@ urlpatterns = [
     path("<int:pk>/attachments/new/", attachment_views.attachment_upload, name="attachment_upload"),
     path("attachments/<int:pk>/", attachment_views.attachment_download, name="attachment_download"),
     path("attachments/<int:pk>/delete/", attachment_views.attachment_delete, name="attachment_delete"),
+    # Personal data: consents, requests and their approval (customers.privacy)
+    path("<int:pk>/consents/", privacy_views.consents, name="consents"),
+    path("data-requests/", privacy_views.data_requests, name="data_requests"),
+    path("data-requests/<int:pk>/", privacy_views.data_request_detail, name="data_request"),
+    # The customer's portal account and its invitation (accounts.portal)
+    path("<int:pk>/portal-account/", accounts_portal.portal_account, name="portal_account"),
 ]

@@ -128,3 +128,24 @@ def pytest_collection_modifyitems(items):
             item.add_marker(
                 pytest.mark.django_db(*marker.args, **{**marker.kwargs, "serialized_rollback": True}), append=False
             )
+
+
+def _portal_record(user, name: str):
+    from accounts.models import PortalAccount
+    from tests.customers.factories import CustomerFactory
+
+    customer = CustomerFactory(name=name)
+    PortalAccount.objects.create(user=user, customer=customer)
+    return customer
+
+
+@pytest.fixture
+def portal_customer_record(portal_customer):
+    """The customer whose portal account ``portal_customer`` is."""
+    return _portal_record(portal_customer, "刘女士")
+
+
+@pytest.fixture
+def other_portal_customer_record(other_portal_customer):
+    """Another customer with a portal account: what ``portal_customer`` must never reach."""
+    return _portal_record(other_portal_customer, "张先生")

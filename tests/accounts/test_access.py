@@ -15,9 +15,13 @@ PUBLIC = {
     "set_language",
     "javascript-catalog",
     "healthz",
+    # Signed one-time links: the invitation that sets a portal customer's first password, and the
+    # satisfaction rating link sent when a ticket is resolved.
+    "portal:invitation",
+    "portal:rate_link",
 }
 # Pages for portal customers (and the routing page every logged-in user may hit).
-PORTAL = {"accounts:portal_home"}
+PORTAL = {"accounts:portal_home"} | {url.name for url in walk_urls() if url.name.startswith("portal:")} - PUBLIC
 SHARED = {"accounts:home", "accounts:password_change"}
 
 
