@@ -220,3 +220,39 @@ def test_it_lists_visible_customers_with_a_constant_query_count(
     rep.get_all_permissions()  # the permission cache, loaded once per request
     with django_assert_max_num_queries(2):  # the headed departments, then the customers
         assert len(list(Customer.objects.visible_to(rep))) == 10
+
+
+def _scope_ids(user):
+    from customers.access import scope_ids
+
+    ids = scope_ids(user)
+    return None if ids is None else set(Customer.objects.filter(pk__in=ids).values_list("pk", flat=True))
+
+
+def test_scope_ids_selects_exactly_the_visible_customers_for_every_source(tree, sales_rep, other_sales_rep):
+    """The UNION form used by aggregates (customers.access.scope_ids) agrees with visible_to: owned,
+    headed departments', shared with the user or a group; deleted ones and others' left out."""
+    head = tree["head"]
+    team = Group.objects.create(name="重点客户组")
+    head.groups.add(team)
+    owned = CustomerFactory(owner=head)
+    below = CustomerFactory(owner=sales_rep)
+    shared = CustomerFactory(owner=other_sales_rep)
+    group_shared = CustomerFactory(owner=other_sales_rep)
+    both = CustomerFactory(owner=head)  # owned and shared as well: once
+    deleted = CustomerFactory(owner=head, deleted_at=timezone.now())
+    CustomerFactory(owner=other_sales_rep)
+    assign_perm("customers.view_customer", head, shared)
+    assign_perm("customers.view_customer", head, both)
+    assign_perm("customers.view_customer", team, group_shared)
+    expected = {owned.pk, below.pk, shared.pk, group_shared.pk, both.pk}
+    assert {c.pk for c in _visible(head)} == expected
+    assert _scope_ids(head) == expected
+    assert deleted.pk not in _scope_ids(head)
+    assert _scope_ids(sales_rep) == {below.pk}
+
+
+def test_scope_ids_is_none_for_everyone_and_empty_for_no_one(manager, analyst, sales_rep):
+    CustomerFactory(owner=sales_rep)
+    assert _scope_ids(manager) is None
+    assert _scope_ids(analyst) == set()

@@ -110,3 +110,17 @@ def test_a_rep_has_no_rep_filter_and_a_posted_rep_is_ignored(sales_rep, other_sa
 
 def test_the_board_refuses_post(sales_rep, client_for):
     assert client_for(sales_rep).post(reverse("followups:pipeline")).status_code == 405
+
+
+def test_a_reps_totals_count_a_customer_owned_and_shared_with_them_once(sales_rep, other_sales_rep):
+    from guardian.shortcuts import assign_perm
+
+    own = CustomerFactory(owner=sales_rep)
+    assign_perm("customers.view_customer", sales_rep, own)  # owned and shared: one customer
+    shared = CustomerFactory(owner=other_sales_rep)
+    assign_perm("customers.view_customer", sales_rep, shared)
+    hidden = CustomerFactory(owner=other_sales_rep)
+    for customer, amount in ((own, "100.10"), (shared, "20.02"), (hidden, "9999.00")):
+        OpportunityFactory(customer=customer, owner=other_sales_rep, stage="initial", amount=Decimal(amount))
+    initial = {c.stage: c for c in services.pipeline_board(user=sales_rep)}["initial"]
+    assert (initial.count, initial.amount) == (2, Decimal("120.12"))
