@@ -1,9 +1,10 @@
-"""Who is due a return visit (回访): customers with a recent sale and no return visit since.
+"""Who is due a return visit (回访): customers with a recent sale or resolved complaint and no return
+visit since.
 
-A sale is a transaction or a won opportunity. The customer falls due ``RETURN_VISIT_AFTER_DAYS``
-after their latest sale in the window the manager looks at, and stays due until a follow-up of the
-type "return visit" is recorded on or after that sale's day. (Resolved complaints join the sales
-here when the complaints module lands: one more subquery in ``_latest_events``.)
+The events are a transaction, a won opportunity and a complaint resolved (投诉 resolved or closed).
+The customer falls due ``RETURN_VISIT_AFTER_DAYS`` after their latest event in the window the
+manager looks at, and stays due until a follow-up of the type "return visit" is recorded on or
+after that event's day.
 
 The list is driven from the sales in the window (indexed by customer and date), not from the whole
 archive, so it stays cheap however many customers there are.
@@ -23,9 +24,11 @@ from followups.models import FollowUp, Opportunity
 from followups.services import _midnight, _zone  # the app's one Asia/Shanghai day rule
 
 
-def _latest_events(start: datetime.date, today: datetime.date) -> tuple[Subquery, Subquery, Q]:
-    """The latest transaction day and won-opportunity day per customer in [start, today], and a Q()
-    selecting the customers that have either."""
+def _latest_events(start: datetime.date, today: datetime.date) -> tuple[Subquery, Subquery, Subquery, Q]:
+    """The latest transaction day, won-opportunity day and resolved-complaint day per customer in
+    [start, today], and a Q() selecting the customers that have any."""
+    from complaints.models import Ticket
+
     transactions = Transaction.objects.filter(date__gte=start, date__lte=today)
     won = Opportunity.objects.filter(
         stage=Opportunity.Stage.WON,
@@ -42,8 +45,25 @@ def _latest_events(start: datetime.date, today: datetime.date) -> tuple[Subquery
         .values("day")[:1],
         output_field=DateField(),
     )
-    candidates = Q(pk__in=transactions.values("customer_id")) | Q(pk__in=won.values("customer_id"))
-    return last_transaction, last_won, candidates
+    resolved = Ticket.objects.filter(
+        kind=Ticket.Kind.COMPLAINT,
+        status__in=[Ticket.Status.RESOLVED, Ticket.Status.CLOSED],
+        resolved_at__gte=_midnight(start),
+        resolved_at__lt=_midnight(today + datetime.timedelta(days=1)),
+    )
+    last_resolved = Subquery(
+        resolved.filter(customer=OuterRef("pk"))
+        .order_by("-resolved_at")
+        .annotate(day=TruncDate("resolved_at", tzinfo=_zone()))
+        .values("day")[:1],
+        output_field=DateField(),
+    )
+    candidates = (
+        Q(pk__in=transactions.values("customer_id"))
+        | Q(pk__in=won.values("customer_id"))
+        | Q(pk__in=resolved.values("customer_id"))
+    )
+    return last_transaction, last_won, last_resolved, candidates
 
 
 def return_visits_due(
@@ -52,24 +72,26 @@ def return_visits_due(
     """Customers ``user`` may see whose latest sale in the last ``window_days`` has had no return
     visit since: those already due (``upcoming=False``), or those that will fall due (``upcoming``).
 
-    Each row carries ``last_sale`` (a date), ``last_transaction``, ``last_won`` and
+    Each row carries ``last_sale`` (the latest event's date), ``last_transaction``, ``last_won``,
+    ``last_resolved`` and
     ``last_return_visit`` (a datetime or None); ordered by the longest overdue first.
     """
     today = today or timezone.localdate(timezone.now(), _zone())
     start = today - datetime.timedelta(days=window_days)
     cutoff = today - datetime.timedelta(days=settings.RETURN_VISIT_AFTER_DAYS)
-    last_transaction, last_won, candidates = _latest_events(start, today)
+    last_transaction, last_won, last_resolved, candidates = _latest_events(start, today)
     visits = FollowUp.objects.filter(customer=OuterRef("pk"), kind=FollowUp.Kind.RETURN_VISIT)
     customers = (
         Customer.objects.visible_to(user)
         .filter(candidates)
-        .annotate(last_transaction=last_transaction, last_won=last_won)
-        # GREATEST of two possibly-missing days, written so that SQLite (whose MAX() is NULL when
-        # either is) and PostgreSQL agree.
+        .annotate(last_transaction=last_transaction, last_won=last_won, last_resolved=last_resolved)
+        # GREATEST of three possibly-missing days, written so that SQLite (whose MAX() is NULL when
+        # any is) and PostgreSQL agree.
         .annotate(
             last_sale=Greatest(
-                Coalesce("last_transaction", "last_won"),
-                Coalesce("last_won", "last_transaction"),
+                Coalesce("last_transaction", "last_won", "last_resolved"),
+                Coalesce("last_won", "last_resolved", "last_transaction"),
+                Coalesce("last_resolved", "last_transaction", "last_won"),
                 output_field=DateField(),
             )
         )

@@ -154,3 +154,25 @@ def test_the_page_stays_within_its_query_budget(manager, sales_rep, client_for, 
     with django_assert_max_num_queries(12):
         response = client.get(URL)
     assert response.content.decode().count('data-testid="return-visit-row"') == 15
+
+
+def test_a_resolved_complaint_is_due_a_return_visit_and_an_open_one_is_not(manager, sales_rep):
+    from complaints.models import Ticket, TicketCategory
+
+    category = TicketCategory.objects.first()
+    resolved = CustomerFactory(owner=sales_rep, name="投诉已解决")
+    still_open = CustomerFactory(owner=sales_rep, name="投诉处理中")
+    inquiry = CustomerFactory(owner=sales_rep, name="咨询已解决")
+    common = {"category": category, "subject": "设备故障", "description": "无法开机"}
+    Ticket.objects.create(
+        customer=resolved, kind=Ticket.Kind.COMPLAINT, status=Ticket.Status.CLOSED,
+        resolved_at=at_noon(days_ago(9)), **common,
+    )  # fmt: skip
+    Ticket.objects.create(customer=still_open, kind=Ticket.Kind.COMPLAINT, status=Ticket.Status.IN_PROGRESS, **common)
+    Ticket.objects.create(
+        customer=inquiry, kind=Ticket.Kind.INQUIRY, status=Ticket.Status.RESOLVED,
+        resolved_at=at_noon(days_ago(9)), **common,
+    )  # fmt: skip
+    assert due_names(manager) == ["投诉已解决"]
+    FollowUpFactory(customer=resolved, kind=FollowUp.Kind.RETURN_VISIT, happened_at=at_noon(days_ago(1)))
+    assert due_names(manager) == []
