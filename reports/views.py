@@ -4,6 +4,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
 from accounts.access import staff_required
 from accounts.roles import ROLE_LABELS
@@ -19,6 +20,7 @@ LOW_STOCK_SHOWN = 5
 
 
 @staff_required
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The staff home page. Key figures per role arrive with the reports issue; until then it shows
     the user's roles, the modules they may use and whether background jobs are alive."""

@@ -142,3 +142,7 @@ def test_it_shows_no_overdue_card_without_overdue_tasks(client_for, sales_rep):
     TaskFactory(customer=CustomerFactory(owner=sales_rep))
     html = client_for(sales_rep).get(reverse("reports:dashboard")).content.decode()
     assert 'data-testid="overdue-card"' not in html
+
+
+def test_the_dashboard_refuses_post(sales_rep, client_for):
+    assert client_for(sales_rep).post(reverse("reports:dashboard")).status_code == 405
