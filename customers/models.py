@@ -432,7 +432,7 @@ class Customer(models.Model):
             # The recycle bin, tiny: "customer not deleted" as NOT EXISTS reads it instead of the table
             # (the pipeline totals; docs/performance.md).
             models.Index(fields=["id"], condition=Q(deleted_at__isnull=False), name="customer_deleted"),
-            # A rep's live customers, index-only: the owned branch of customers.access.scope_ids
+            # A rep's live customers, index-only: the owned part of customers.access.scope_split
             # (the pipeline board's totals of a rep who owns 100,000 customers).
             models.Index(
                 fields=["owner"], include=["id"], condition=Q(deleted_at__isnull=True), name="customer_live_owner"

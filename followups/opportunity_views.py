@@ -58,13 +58,33 @@ def _rep_filter(request: HttpRequest, *, with_dates: bool = False) -> tuple[Oppo
 # --- The board and the list ----------------------------------------------------------------------
 
 
+def _pk_url(name: str):
+    """``pk -> reverse(name, args=[pk])`` with the reversal done once: a board renders five links
+    on each of up to 120 cards, and reversing each one was a fifth of its rendering time."""
+    marker = 987654321
+    prefix, suffix = reverse(name, args=[marker]).split(str(marker))
+    return lambda pk: f"{prefix}{pk}{suffix}"
+
+
 def _board_context(request: HttpRequest, rep) -> dict:
     columns = services.pipeline_board(user=request.user, rep=rep)
+    links = {
+        "edit": _pk_url("followups:opportunity_edit"),
+        "move": _pk_url("followups:opportunity_move"),
+        "win": _pk_url("followups:opportunity_win"),
+        "lose": _pk_url("followups:opportunity_lose"),
+    }
+    customer_url = _pk_url("customers:detail")
+    for column in columns:
+        for card in column.cards:
+            card.links = {key: make(card.pk) for key, make in links.items()}
+            card.links["customer"] = customer_url(card.customer_id)
     return {
         "columns": columns,
         "totals": services.pipeline_totals(columns),
         "rep": rep,
-        "open_stages": services.OPEN_STAGES,
+        # The stage buttons of every card, their labels translated once for the whole board.
+        "open_stages": [{"value": stage.value, "label": str(stage.label)} for stage in services.OPEN_STAGES],
         # Translated once for the whole board rather than once per card.
         "move_to": _("Move to"),
         "won_label": _("Won"),

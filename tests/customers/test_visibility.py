@@ -222,16 +222,18 @@ def test_it_lists_visible_customers_with_a_constant_query_count(
         assert len(list(Customer.objects.visible_to(rep))) == 10
 
 
-def _scope_ids(user):
-    from customers.access import scope_ids
+def _parts(user):
+    from customers.access import scope_split
 
-    ids = scope_ids(user)
-    return None if ids is None else set(Customer.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    parts = scope_split(user)
+    if parts is None:
+        return None
+    return [set(Customer.objects.filter(part).values_list("pk", flat=True)) for part in parts if part is not None]
 
 
-def test_scope_ids_selects_exactly_the_visible_customers_for_every_source(tree, sales_rep, other_sales_rep):
-    """The UNION form used by aggregates (customers.access.scope_ids) agrees with visible_to: owned,
-    headed departments', shared with the user or a group; deleted ones and others' left out."""
+def test_scope_split_parts_are_disjoint_and_together_the_visible_customers(tree, sales_rep, other_sales_rep):
+    """The parts aggregates use (customers.access.scope_split) agree with visible_to: owned, then
+    the headed departments', shared with the user or a group, not owned; deleted and others' left out."""
     head = tree["head"]
     team = Group.objects.create(name="重点客户组")
     head.groups.add(team)
@@ -239,20 +241,22 @@ def test_scope_ids_selects_exactly_the_visible_customers_for_every_source(tree, 
     below = CustomerFactory(owner=sales_rep)
     shared = CustomerFactory(owner=other_sales_rep)
     group_shared = CustomerFactory(owner=other_sales_rep)
-    both = CustomerFactory(owner=head)  # owned and shared as well: once
+    both = CustomerFactory(owner=head)  # owned and shared as well: in the owned part only
+    unowned_shared = CustomerFactory(owner=None)
     deleted = CustomerFactory(owner=head, deleted_at=timezone.now())
     CustomerFactory(owner=other_sales_rep)
-    assign_perm("customers.view_customer", head, shared)
-    assign_perm("customers.view_customer", head, both)
+    for customer in (shared, both, unowned_shared):
+        assign_perm("customers.view_customer", head, customer)
     assign_perm("customers.view_customer", team, group_shared)
-    expected = {owned.pk, below.pk, shared.pk, group_shared.pk, both.pk}
-    assert {c.pk for c in _visible(head)} == expected
-    assert _scope_ids(head) == expected
-    assert deleted.pk not in _scope_ids(head)
-    assert _scope_ids(sales_rep) == {below.pk}
+    mine, others = _parts(head)
+    assert mine == {owned.pk, both.pk}
+    assert others == {below.pk, shared.pk, group_shared.pk, unowned_shared.pk}
+    assert mine | others == {c.pk for c in _visible(head)}
+    assert deleted.pk not in mine | others
+    assert _parts(sales_rep) == [{below.pk}, set()]
 
 
-def test_scope_ids_is_none_for_everyone_and_empty_for_no_one(manager, analyst, sales_rep):
+def test_scope_split_is_none_for_everyone_and_empty_for_no_one(manager, analyst, sales_rep):
     CustomerFactory(owner=sales_rep)
-    assert _scope_ids(manager) is None
-    assert _scope_ids(analyst) == set()
+    assert _parts(manager) is None
+    assert _parts(analyst) == [set()]

@@ -60,6 +60,7 @@ from followups.services import TimelineItem
 DATA_VERSION = 2  # bump when the generator changes, so that an old database is rebuilt
 TARGET_P95_MS = 150
 BATCH = 50_000  # rows per COPY batch
+TYPICAL_REP_CUSTOMERS = 2000  # POOL_MAX_OWNED's default: a rep's board at the size claims stop at
 REPS = 50  # sales1 … sales50 own the opportunities (seed_demo's sales1 … sales10 own the customers)
 
 KINDS = [(kind.value, weight) for kind, weight in zip(FollowUp.Kind, (40, 15, 8, 20, 7, 6, 4), strict=True)]
@@ -795,8 +796,9 @@ class Command(BaseCommand):
         big = list(Customer.all_objects.filter(pk__in=self.big_ids).values_list("pk", "owner_id").order_by("pk"))
         deep = {pk: self._deep_cursor(pk) for pk, _owner in big}
         big_sequence = [rng.choice(big) for _ in range(runs)] if big else []
+        typical_rep = self._rep_owning(TYPICAL_REP_CUSTOMERS, exclude=heads)
         board_reps = list(
-            Customer.objects.filter(owner__in=set(self.reps) - heads)
+            Customer.objects.filter(owner__in=set(self.reps) - heads - {typical_rep})
             .order_by()
             .values_list("owner_id", flat=True)
             .distinct()
@@ -805,7 +807,8 @@ class Command(BaseCommand):
         viewer_sequence = [rng.choice(board_reps or self.reps) for _ in range(runs)]
         manager = self.manager.pk
         # Log everyone in now: a first login inside a timed run would add its queries to that run.
-        for user_id in {manager, *rep_sequence, *viewer_sequence, *(o for _c, o in typical), *(o for _c, o in big)}:
+        everyone = {manager, *rep_sequence, *viewer_sequence, *(o for _c, o in typical), *(o for _c, o in big)}
+        for user_id in everyone | ({typical_rep} if typical_rep else set()):
             self._client(user_id, clients)
 
         def page(path_of, user_of, params_of=None) -> Callable[[int], object]:
@@ -860,10 +863,32 @@ class Command(BaseCommand):
             (
                 "pipeline, sales rep",
                 page(lambda n: pipeline, lambda n: viewer_sequence[n]),
-                f"a random one of {len(set(board_reps))} reps who own customers",
+                f"a random one of {len(set(board_reps))} reps who own ~100,000 customers each",
             ),
         ]
+        if typical_rep:
+            scenarios.append(
+                (
+                    f"pipeline, sales rep with {TYPICAL_REP_CUSTOMERS:,} customers",
+                    page(lambda n: pipeline, lambda n: typical_rep),
+                    "POOL_MAX_OWNED's default: the most a rep claims",
+                )
+            )
         return scenarios
+
+    def _rep_owning(self, count: int, *, exclude: set[int]) -> int | None:
+        """A rep (the last of sales1 … sales50 who heads nothing) owning ``count`` customers: given
+        them once, from the reps seed_demo made owners of ~100,000 each."""
+        candidates = [pk for pk in self.reps if pk not in exclude]
+        if not candidates:
+            return None
+        rep = candidates[-1]
+        owned = Customer.objects.filter(owner_id=rep).count()
+        if owned < count:
+            donors = Customer.objects.exclude(owner_id=rep).filter(owner__isnull=False).exclude(pk__in=self.big_ids)
+            ids = list(donors.order_by("?").values_list("pk", flat=True)[: count - owned])
+            Customer.all_objects.filter(pk__in=ids).update(owner_id=rep)
+        return rep
 
     def _deep_cursor(self, customer_id: int) -> str:
         """The cursor of the follow-up 90 % of the way down ``customer_id``'s follow-ups (newest first)."""
