@@ -43,7 +43,9 @@ check: venv
 ## (ours and a plain django-import-export resource), then the 360 timeline and the pipeline board on
 ## BENCH_FOLLOWUPS_DATABASE_URL with BENCH_FOLLOWUPS_CUSTOMERS customers and BENCH_FOLLOWUPS_COUNT follow-ups
 ## (built once, about 6 minutes for 1,000,000 / 5,000,000, then reused; BENCH_FOLLOWUPS_ARGS e.g.
-## "--repeat 100 --only pipeline --explain"). Each prints a Markdown table.
+## "--repeat 100 --only pipeline --explain"), then the complaint desk with BENCH_COMPLAINTS_TICKETS tickets on
+## BENCH_COMPLAINTS_DATABASE_URL (the follow-ups database by default; BENCH_COMPLAINTS_ARGS likewise).
+## Each prints a Markdown table.
 bench: venv
 	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench}" \
 	  $(PY) manage.py bench_customers --customers "$${BENCH_CUSTOMERS:-100000}" $(BENCH_ARGS)
@@ -52,6 +54,8 @@ bench: venv
 	DATABASE_URL="$${BENCH_FOLLOWUPS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_followups}" \
 	  $(PY) manage.py bench_followups --customers "$${BENCH_FOLLOWUPS_CUSTOMERS:-1000000}" \
 	  --followups "$${BENCH_FOLLOWUPS_COUNT:-5000000}" $(BENCH_FOLLOWUPS_ARGS)
+	DATABASE_URL="$${BENCH_COMPLAINTS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_followups}" \
+	  $(PY) manage.py bench_complaints --tickets "$${BENCH_COMPLAINTS_TICKETS:-500000}" $(BENCH_COMPLAINTS_ARGS)
 
 ## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
 messages: venv

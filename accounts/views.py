@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.access import portal_required, staff_permission_required
 from accounts.forms import DepartmentForm, EmployeeFilterForm, EmployeeForm, LoginForm
 from accounts.models import Department, Employee
+from accounts.portal import customer_for
 from accounts.services import department_save, employee_save
 
 
@@ -53,7 +54,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @portal_required
 def portal_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/portal_home.html")
+    # A portal user whose customer record is gone (erased, deleted) still gets the page, without counts.
+    customer = customer_for(request.user)
+    open_tickets = customer.tickets.open().count() if customer is not None else 0
+    return render(request, "accounts/portal_home.html", {"customer": customer, "open_tickets": open_tickets})
 
 
 # --- Employees (员工信息) -------------------------------------------------------------------

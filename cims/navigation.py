@@ -47,9 +47,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Year-end lottery"), "lottery:list", "gift", "lottery.view_lotteryevent", _("Analysis")),
     NavItem(_("Employees"), "accounts:employee_list", "person-badge", "accounts.view_employee", _("Organisation")),
     NavItem(_("Departments"), "accounts:department_list", "diagram-3", "accounts.view_department", _("Organisation")),
-    NavItem(
-        _("Data requests"), "customers:data_requests", "shield-lock", "customers.view_datarequest", _("System")
-    ),
+    NavItem(_("Data requests"), "customers:data_requests", "shield-lock", "customers.view_datarequest", _("System")),
     NavItem(_("Recycle bin"), "customers:recycle_bin", "trash", "customers.restore_customer", _("System")),
     NavItem(_("Access log"), "customers:access_log", "eye", "cims.view_personaldataaccess", _("System")),
     NavItem(_("System settings"), "customers:settings", "sliders", "customers.change_tag", _("System")),

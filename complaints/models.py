@@ -54,6 +54,31 @@ class TicketQuerySet(models.QuerySet):
             return self
         return self.filter(customer__in=Customer.all_objects.filter(scope_filter(user)).values("pk"))
 
+    def visible_parts(self, user) -> list[TicketQuerySet] | None:
+        """The tickets ``visible_to(user)`` as disjoint querysets, for counting (None: every ticket).
+
+        Each is a plain semi-join the planner estimates well: "owned, live customer" reads the
+        covering ``customer_live_owner`` index alone, where the OR of every source of a rep's scope
+        visits the heap page of each customer (a rep with 100,000 customers: 170 → 80 ms; see
+        docs/performance.md). Disjoint, so a UNION ALL of them counts each ticket once.
+        """
+        from customers.access import scope_split
+        from customers.models import Customer
+
+        if not user.has_perm("complaints.view_ticket"):
+            return [self.none()]
+        parts = scope_split(user)
+        if parts is None:
+            return None
+        owned, others = parts
+        customers = [
+            Customer.objects.filter(owned),  # live: index-only
+            Customer.all_objects.filter(owned, deleted_at__isnull=False),  # in the recycle bin
+        ]
+        if others is not None:
+            customers.append(Customer.all_objects.filter(others))  # shared, headed departments
+        return [self.filter(customer__in=c.values("pk")) for c in customers]
+
     def open(self) -> TicketQuerySet:
         return self.filter(status__in=Ticket.OPEN_STATUSES)
 

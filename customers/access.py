@@ -155,6 +155,8 @@ def get_customer_for(user, pk: int, *, edit: bool = False, queryset=None):
 def can_edit(user, customer) -> bool:
     from customers.models import Customer
 
+    if getattr(customer, "erased_at", None) is not None:
+        return False  # anonymized on request (customers.privacy): nobody types personal data back in
     if getattr(customer, "_cims_editable_for", None) == user.pk:
         return True
     editable = Customer.objects.editable_by(user).filter(pk=customer.pk).exists()

@@ -39,8 +39,8 @@ class PoolError(Exception):
 
 
 def pool_customers() -> QuerySet[Customer]:
-    """Live customers without an owner."""
-    return Customer.objects.filter(owner__isnull=True)
+    """Live customers without an owner (an erased one is never offered to be claimed)."""
+    return Customer.objects.filter(owner__isnull=True, erased_at__isnull=True)
 
 
 def owned_count(user) -> int:
@@ -147,7 +147,10 @@ def idle_cutoff(today: datetime.date, days: int) -> datetime.datetime:
 
 def idle_customers(*, today: datetime.date, days: int) -> QuerySet[Customer]:
     """Owned customers idle for ``days`` calendar days or more on ``today``."""
-    return Customer.objects.filter(owner__isnull=False).exclude(active_since(idle_cutoff(today, days)))
+    # An erased customer keeps its owner (its sales still count) and never goes back to the pool.
+    return Customer.objects.filter(owner__isnull=False, erased_at__isnull=True).exclude(
+        active_since(idle_cutoff(today, days))
+    )
 
 
 def _today(today: datetime.date | None) -> datetime.date:

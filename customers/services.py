@@ -341,7 +341,7 @@ def customer_change_status(*, customer: Customer, to: str, by, reason: str = "",
         raise StatusChangeError(
             _("“%(status)s” is set and cleared by the complaints module, not by hand.") % {"status": labels[to]}
         )
-    if not lifecycle.allowed(current, to):
+    if not lifecycle.allowed(current, to, system=system):
         raise StatusChangeError(
             _("A customer cannot go from “%(from)s” to “%(to)s”.") % {"from": labels[current], "to": labels[to]}
         )

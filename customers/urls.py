@@ -1,5 +1,6 @@
 from django.urls import path
 
+from accounts import portal_views as accounts_portal
 from customers import (
     attachment_views,
     editing,
@@ -11,7 +12,6 @@ from customers import (
     product_views,
     views,
 )
-from accounts import portal_views as accounts_portal
 
 app_name = "customers"
 

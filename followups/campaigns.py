@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from customers.access import scope_filter
 from customers.models import Customer
+from customers.privacy import marketing_excluded
 from followups.models import Campaign, CampaignMember
 
 Status = Campaign.Status
@@ -154,20 +155,20 @@ def _in_campaign(campaign: Campaign) -> Exists:
     return Exists(CampaignMember.objects.filter(campaign=campaign, customer_id=OuterRef("pk")))
 
 
+def _targetable(customers: QuerySet, by) -> QuerySet:
+    """The customers of ``customers`` that ``by`` may see and a campaign may target: live, not
+    erased, and not withdrawing marketing consent (customers.privacy; a withdrawal counts at once)."""
+    return customers.filter(scope_filter(by, "view"), deleted_at__isnull=True).exclude(marketing_excluded())
+
+
 def target_queryset(*, campaign: Campaign, customers: QuerySet, by) -> QuerySet:
-    """The ids of the customers of ``customers`` that ``by`` may see and that are not in ``campaign`` yet."""
-    return (
-        customers.filter(scope_filter(by, "view"), deleted_at__isnull=True)
-        .filter(~_in_campaign(campaign))
-        .order_by()
-        .values_list("pk", flat=True)
-        .distinct()
-    )
+    """The ids of the targetable customers of ``customers`` (``_targetable``) not in ``campaign`` yet."""
+    return _targetable(customers, by).filter(~_in_campaign(campaign)).order_by().values_list("pk", flat=True).distinct()
 
 
 def target_preview(*, campaign: Campaign, customers: QuerySet, by) -> dict[str, int]:
     """How many customers a filter matches (of those ``by`` may see), and how many of them are new: one query."""
-    visible = customers.filter(scope_filter(by, "view"), deleted_at__isnull=True).order_by()
+    visible = _targetable(customers, by).order_by()
     counts = visible.aggregate(
         matching=Count("pk", distinct=True), new=Count("pk", distinct=True, filter=~Q(_in_campaign(campaign)))
     )

@@ -7,49 +7,120 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_department_groups'),
-        ('customers', '0015_consent_datarequest'),
+        ("accounts", "0004_department_groups"),
+        ("customers", "0015_consent_datarequest"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HistoricalPortalAccount',
+            name="HistoricalPortalAccount",
             fields=[
-                ('created_at', models.DateTimeField(blank=True, editable=False, verbose_name='created at')),
-                ('invited_at', models.DateTimeField(blank=True, null=True, verbose_name='invitation sent at')),
-                ('activated_at', models.DateTimeField(blank=True, null=True, verbose_name='first password set at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('created_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by')),
-                ('customer', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='customers.customer', verbose_name='customer')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='login account')),
+                ("created_at", models.DateTimeField(blank=True, editable=False, verbose_name="created at")),
+                ("invited_at", models.DateTimeField(blank=True, null=True, verbose_name="invitation sent at")),
+                ("activated_at", models.DateTimeField(blank=True, null=True, verbose_name="first password set at")),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="created by",
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="login account",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical portal account',
-                'verbose_name_plural': 'historical portal accounts',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical portal account",
+                "verbose_name_plural": "historical portal accounts",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='PortalAccount',
+            name="PortalAccount",
             fields=[
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='portal_account', serialize=False, to=settings.AUTH_USER_MODEL, verbose_name='login account')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('invited_at', models.DateTimeField(blank=True, null=True, verbose_name='invitation sent at')),
-                ('activated_at', models.DateTimeField(blank=True, null=True, verbose_name='first password set at')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by')),
-                ('customer', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='portal_account', to='customers.customer', verbose_name='customer')),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="portal_account",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="login account",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("invited_at", models.DateTimeField(blank=True, null=True, verbose_name="invitation sent at")),
+                ("activated_at", models.DateTimeField(blank=True, null=True, verbose_name="first password set at")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="created by",
+                    ),
+                ),
+                (
+                    "customer",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="portal_account",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'portal account',
-                'verbose_name_plural': 'portal accounts',
+                "verbose_name": "portal account",
+                "verbose_name_plural": "portal accounts",
             },
         ),
     ]

@@ -7,63 +7,160 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0014_recycle_bin_index'),
+        ("customers", "0014_recycle_bin_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='erased_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='erased at'),
+            model_name="customer",
+            name="erased_at",
+            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name="erased at"),
         ),
         migrations.AddField(
-            model_name='historicalcustomer',
-            name='erased_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='erased at'),
+            model_name="historicalcustomer",
+            name="erased_at",
+            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name="erased at"),
         ),
         migrations.CreateModel(
-            name='Consent',
+            name="Consent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(choices=[('service', 'Processing for the contract and service'), ('marketing', 'Marketing messages'), ('sensitive', 'Sensitive data (ID card number, bank account)')], max_length=12, verbose_name='purpose')),
-                ('granted', models.BooleanField(default=True, verbose_name='granted')),
-                ('version', models.CharField(max_length=32, verbose_name='notice version')),
-                ('channel', models.CharField(choices=[('portal', 'Portal'), ('paper', 'Paper form'), ('phone', 'Phone'), ('email', 'E-mail'), ('onsite', 'On site')], max_length=8, verbose_name='channel')),
-                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consents', to='customers.customer', verbose_name='customer')),
-                ('recorded_by', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='recorded by')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("service", "Processing for the contract and service"),
+                            ("marketing", "Marketing messages"),
+                            ("sensitive", "Sensitive data (ID card number, bank account)"),
+                        ],
+                        max_length=12,
+                        verbose_name="purpose",
+                    ),
+                ),
+                ("granted", models.BooleanField(default=True, verbose_name="granted")),
+                ("version", models.CharField(max_length=32, verbose_name="notice version")),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("portal", "Portal"),
+                            ("paper", "Paper form"),
+                            ("phone", "Phone"),
+                            ("email", "E-mail"),
+                            ("onsite", "On site"),
+                        ],
+                        max_length=8,
+                        verbose_name="channel",
+                    ),
+                ),
+                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="at")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="consents",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="recorded by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'consent',
-                'verbose_name_plural': 'consents',
-                'ordering': ['-recorded_at', '-id'],
-                'indexes': [models.Index(fields=['customer', 'purpose', '-recorded_at', '-id'], name='consent_customer_purpose')],
+                "verbose_name": "consent",
+                "verbose_name_plural": "consents",
+                "ordering": ["-recorded_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["customer", "purpose", "-recorded_at", "-id"], name="consent_customer_purpose")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DataRequest',
+            name="DataRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('export', 'Copy of my data'), ('correction', 'Correction'), ('erasure', 'Erasure')], max_length=12, verbose_name='kind')),
-                ('status', models.CharField(choices=[('pending', 'Waiting for approval'), ('approved', 'Approved'), ('refused', 'Refused'), ('done', 'Done')], default='pending', max_length=10, verbose_name='status')),
-                ('details', models.TextField(blank=True, verbose_name='details')),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='requested at')),
-                ('decided_at', models.DateTimeField(blank=True, null=True, verbose_name='decided at')),
-                ('decision_reason', models.TextField(blank=True, verbose_name='reason')),
-                ('completed_at', models.DateTimeField(blank=True, null=True, verbose_name='completed at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='data_requests', to='customers.customer', verbose_name='customer')),
-                ('decided_by', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='decided by')),
-                ('requested_by', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='requested by')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("export", "Copy of my data"), ("correction", "Correction"), ("erasure", "Erasure")],
+                        max_length=12,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting for approval"),
+                            ("approved", "Approved"),
+                            ("refused", "Refused"),
+                            ("done", "Done"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("details", models.TextField(blank=True, verbose_name="details")),
+                ("requested_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="requested at")),
+                ("decided_at", models.DateTimeField(blank=True, null=True, verbose_name="decided at")),
+                ("decision_reason", models.TextField(blank=True, verbose_name="reason")),
+                ("completed_at", models.DateTimeField(blank=True, null=True, verbose_name="completed at")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="data_requests",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="decided by",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="requested by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'personal-data request',
-                'verbose_name_plural': 'personal-data requests',
-                'ordering': ['-requested_at', '-id'],
-                'permissions': [('decide_datarequest', 'Can approve or refuse personal-data requests')],
-                'indexes': [models.Index(fields=['status', '-requested_at'], name='datarequest_status'), models.Index(fields=['customer', '-requested_at'], name='datarequest_customer')],
+                "verbose_name": "personal-data request",
+                "verbose_name_plural": "personal-data requests",
+                "ordering": ["-requested_at", "-id"],
+                "permissions": [("decide_datarequest", "Can approve or refuse personal-data requests")],
+                "indexes": [
+                    models.Index(fields=["status", "-requested_at"], name="datarequest_status"),
+                    models.Index(fields=["customer", "-requested_at"], name="datarequest_customer"),
+                ],
             },
         ),
     ]

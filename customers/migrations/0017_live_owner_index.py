@@ -5,15 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0016_privacy_roles'),
+        ("customers", "0016_privacy_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(condition=models.Q(('deleted_at__isnull', True)), fields=['owner'], include=('id',), name='customer_live_owner'),
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("deleted_at__isnull", True)),
+                fields=["owner"],
+                include=("id",),
+                name="customer_live_owner",
+            ),
         ),
     ]

@@ -356,3 +356,20 @@ def test_the_owner_finds_the_release_button_on_the_360_page_and_a_colleague_does
     customer_share(customer=customer, user=sales_rep, can_edit_too=True, by=other_sales_rep)
     page = client_for(sales_rep).get(reverse("customers:detail", args=[customer.pk])).content.decode()
     assert 'data-testid="release"' not in page
+
+
+@pytest.mark.django_db
+@override_settings(POOL_IDLE_DAYS=30, POOL_WARNING_DAYS=3)
+def test_an_erased_customer_never_returns_to_the_pool_nor_is_offered_in_it(sales_rep):
+    from django.utils import timezone
+
+    from customers.access import can_edit
+
+    erased = idle_rep_customer(sales_rep)  # idle for ever, but erased on request: it keeps its owner
+    erased.erased_at = timezone.now()
+    erased.save(update_fields=["erased_at"])
+    unowned_erased = CustomerFactory(owner=None, created_at=LONG_AGO, erased_at=timezone.now())
+    assert pool.return_idle_customers(today=TODAY) == 0
+    assert Customer.objects.get(pk=erased.pk).owner_id == sales_rep.pk
+    assert not pool.pool_customers().filter(pk=unowned_erased.pk).exists()
+    assert not can_edit(sales_rep, erased)

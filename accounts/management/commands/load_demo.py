@@ -90,6 +90,7 @@ class Command(BaseCommand):
         from followups.campaigns import seed_demo_campaigns
 
         seed_demo_campaigns()
+        self._service_desk()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Demo logins (password for all: {DEMO_PASSWORD}):"))
         for username, name, role, _department, _position in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role:<9} {name}")
@@ -118,6 +119,45 @@ class Command(BaseCommand):
                     manager=manager,
                 )
                 product_save(product=product, by=admin, opening_stock=Decimal(stock or 0))
+
+    def _service_desk(self) -> None:
+        """The demo service agent takes every ticket category; the two demo portal logins become the
+        portal accounts of a customer each, with a few tickets in different states (once)."""
+        from accounts.models import PortalAccount
+        from complaints import services as tickets
+        from complaints.models import Ticket, TicketCategory
+        from customers.models import Customer
+
+        agent = User.objects.get(username="service")
+        for category in TicketCategory.objects.all():
+            category.agents.add(agent)
+        if PortalAccount.objects.exists():
+            return
+        sales1 = User.objects.get(username="sales1")
+        with transaction.atomic():
+            for username, kind in (("customer1", Customer.INDIVIDUAL), ("customer2", Customer.ENTERPRISE)):
+                user = User.objects.get(username=username)
+                customer = Customer.objects.filter(name=user.name).first() or Customer.objects.create(
+                    name=user.name, kind=kind, owner=sales1, status=Customer.Status.WON, email=user.email
+                )
+                PortalAccount.objects.create(user=user, customer=customer, created_by=sales1)
+            liu = PortalAccount.objects.get(user__username="customer1")
+            quality = TicketCategory.objects.order_by("sort_order").first()
+            billing = TicketCategory.objects.filter(name="账单费用").first() or quality
+            first = tickets.ticket_file(
+                customer=liu.customer, by=liu.user, by_customer=True, kind=Ticket.Kind.COMPLAINT,
+                category=quality, severity=Ticket.Severity.MEDIUM, channel=Ticket.Channel.PORTAL,
+                subject="打印机卡纸", description="新买的商用激光打印机每打印十几页就卡纸一次。",
+            )  # fmt: skip
+            tickets.ticket_comment(ticket=first, by=agent, body="您好，我们已安排工程师明天上门检查。")
+            second = tickets.ticket_file(
+                customer=liu.customer, by=agent, kind=Ticket.Kind.INQUIRY, category=billing,
+                severity=Ticket.Severity.LOW, channel=Ticket.Channel.PHONE,
+                subject="发票抬头变更", description="客户来电询问如何变更发票抬头。",
+            )  # fmt: skip
+            tickets.ticket_transition(ticket=second, to=Ticket.Status.IN_PROGRESS, by=agent)
+            tickets.ticket_comment(ticket=second, by=agent, body="已告知客户在门户中修改资料后重新开票。")
+            tickets.ticket_transition(ticket=second, to=Ticket.Status.RESOLVED, by=agent, comment="已答复")
 
     def _departments(self) -> dict[str, Department]:
         created: dict[str, Department] = {}

@@ -70,18 +70,22 @@ class Command(BaseCommand):
                 count = self._rotate(model, fields, stale, batch_size)
                 self.stdout.write(f"{model._meta.label}: {count} rows re-encrypted")
             total += count
-        # The files kept with customers are encrypted blobs, not EncryptedTextField columns.
+        # The files kept with customers and tickets are encrypted blobs, not EncryptedTextField columns.
+        from complaints.services import ticket_attachment_contents_rotate
         from customers.attachments import attachment_contents_rotate
 
-        try:
-            count = attachment_contents_rotate(dry_run=dry_run)
-        except crypto.DecryptionError as exc:
-            raise CommandError(
-                f"customers.AttachmentContent: {exc}. Put the missing key back into FIELD_ENCRYPTION_KEYS "
-                "and run the command again."
-            ) from exc
-        self.stdout.write(f"customers.AttachmentContent: {count} rows {'to re-encrypt' if dry_run else 're-encrypted'}")
-        total += count
+        for label, rotate in (
+            ("customers.AttachmentContent", attachment_contents_rotate),
+            ("complaints.TicketAttachmentContent", ticket_attachment_contents_rotate),
+        ):
+            try:
+                count = rotate(dry_run=dry_run)
+            except crypto.DecryptionError as exc:
+                raise CommandError(
+                    f"{label}: {exc}. Put the missing key back into FIELD_ENCRYPTION_KEYS and run the command again."
+                ) from exc
+            self.stdout.write(f"{label}: {count} rows {'to re-encrypt' if dry_run else 're-encrypted'}")
+            total += count
         verb = "to re-encrypt" if dry_run else "re-encrypted"
         self.stdout.write(self.style.SUCCESS(f"{total} rows {verb}; primary key id {primary!r}."))
 

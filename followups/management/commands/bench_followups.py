@@ -385,7 +385,10 @@ class Command(BaseCommand):
         tables = [m._meta.db_table for m in (FollowUp, Opportunity, StatusChange)]
         # TRUNCATE … CASCADE also empties the tables that refer to these: only the ones known to
         # hang off them (tasks made from follow-ups, opportunity lines), never, say, transactions.
-        dependants = {Task._meta.db_table, OpportunityLine._meta.db_table, *tables}
+        # Tickets refer to opportunities: bench_complaints notices its tickets are gone and rebuilds them.
+        from complaints.models import Ticket
+
+        dependants = {Task._meta.db_table, OpportunityLine._meta.db_table, Ticket._meta.db_table, *tables}
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT DISTINCT conrelid::regclass::text FROM pg_constraint "
