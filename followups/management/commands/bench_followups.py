@@ -402,7 +402,11 @@ class Command(BaseCommand):
                     "them too. Use a fresh database (BENCH_FOLLOWUPS_DATABASE_URL) or teach the benchmark about them."
                 )
             names = ", ".join(connection.ops.quote_name(t) for t in tables)
+            # Rows written earlier in the same transaction (load_demo's tickets change statuses)
+            # leave deferred foreign-key checks pending, which TRUNCATE refuses: run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             for model, key in ((Transaction, "transaction_floor"), (Contract, "contract_floor")):
                 if key in meta:
                     model.objects.filter(pk__gt=int(meta[key])).delete()
@@ -780,6 +784,8 @@ class Command(BaseCommand):
         # Department heads see their departments' customers too, which costs them one query more:
         # the scenarios look through plain reps' eyes, so that a scenario's query count is one figure.
         heads = set(Department.objects.exclude(head=None).values_list("head_id", flat=True))
+        # First, so that the customers picked below are not handed to this rep afterwards.
+        typical_rep = self._rep_owning(TYPICAL_REP_CUSTOMERS, exclude=heads)
         typical: list[tuple[int, int]] = []
         for _attempt in range(50):
             picks = sorted({rng.randint(1, top) for _ in range(runs * 3)})
@@ -799,7 +805,6 @@ class Command(BaseCommand):
         big = list(Customer.all_objects.filter(pk__in=self.big_ids).values_list("pk", "owner_id").order_by("pk"))
         deep = {pk: self._deep_cursor(pk) for pk, _owner in big}
         big_sequence = [rng.choice(big) for _ in range(runs)] if big else []
-        typical_rep = self._rep_owning(TYPICAL_REP_CUSTOMERS, exclude=heads)
         board_reps = list(
             Customer.objects.filter(owner__in=set(self.reps) - heads - {typical_rep})
             .order_by()
