@@ -59,11 +59,13 @@ def test_it_builds_the_data_measures_every_scenario_and_reuses_the_data():
     assert per_customer[0]["n"] >= 5 * per_customer[len(per_customer) // 2]["n"]
     rows = _rows(output)
     assert [row.split(" | ")[0][2:] for row in rows] == list(SCENARIOS)
-    # One query count for every run of a timeline or board scenario, whichever customer or rep it
-    # drew (the 360 page may differ by one: Django skips a prefetch when a customer has no transactions).
+    # One query count for every run of a timeline scenario, whichever customer it drew (the 360 page
+    # may differ by one: Django skips a prefetch when a customer has no transactions; a board by two:
+    # a small board ranks its cards with a window query per part of the scope, an empty one reads none).
     for row in rows:
         low, _dash, high = row.split(" | ")[4].partition("–")
-        assert not high or ("360 page" in row and int(high) - int(low) <= 1), row
+        spread = int(high) - int(low) if high else 0
+        assert spread <= (1 if "360 page" in row else 2 if "pipeline" in row else 0), row
     followup_ids = set(FollowUp.objects.values_list("pk", flat=True)[:50])
 
     again = _bench(only="pipeline, sales rep")

@@ -124,3 +124,29 @@ def test_a_reps_totals_count_a_customer_owned_and_shared_with_them_once(sales_re
         OpportunityFactory(customer=customer, owner=other_sales_rep, stage="initial", amount=Decimal(amount))
     initial = {c.stage: c for c in services.pipeline_board(user=sales_rep)}["initial"]
     assert (initial.count, initial.amount) == (2, Decimal("120.12"))
+
+
+def test_small_and_large_boards_pick_the_same_first_cards(sales_rep, other_sales_rep, monkeypatch):
+    """A small board ranks its cards with a window query, a large one walks the board index per
+    stage (WINDOW_MAX): the same cards in the same order either way, shared customers included."""
+    import datetime
+
+    from guardian.shortcuts import assign_perm
+
+    own, shared = CustomerFactory(owner=sales_rep), CustomerFactory(owner=other_sales_rep)
+    assign_perm("customers.view_customer", sales_rep, shared)
+    for n in range(7):
+        for customer in (own, shared):
+            OpportunityFactory(
+                customer=customer, owner=other_sales_rep, stage="needs" if n % 2 else "initial",
+                expected_close_date=None if n == 3 else datetime.date(2026, 12, 1 + n),
+            )  # fmt: skip
+    OpportunityFactory(customer=CustomerFactory(owner=other_sales_rep), stage="initial")  # not theirs
+
+    def cards(window_max):
+        monkeypatch.setattr(services, "WINDOW_MAX", window_max)
+        return {c.stage: [card.pk for card in c.cards] for c in services.pipeline_board(user=sales_rep, limit=3)}
+
+    small, large = cards(5000), cards(0)
+    assert small == large
+    assert len(small["initial"]) == len(small["needs"]) == 3
