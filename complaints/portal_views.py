@@ -7,8 +7,6 @@ be filed, reopened, rated, which events and files the customer sees) are complai
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -30,10 +28,10 @@ from complaints.services import (
     ticket_for_rating_token,
     ticket_transition,
 )
+from customers.attachments import download_response
 
 PAGE_SIZE = 20
 # A downloaded file is never run as a page of ours (as customers/attachment_views.py).
-SANDBOX_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
 S = Ticket.Status
 
 
@@ -186,15 +184,7 @@ def ticket_attachment(request: HttpRequest, number: str, pk: int) -> HttpRespons
     ticket = _ticket(request, number)
     attachment = get_object_or_404(customer_attachments(ticket), pk=pk)
     data = ticket_attachment_bytes(attachment)
-    response = HttpResponse(data, content_type=attachment.content_type)
-    name = attachment.filename
-    fallback = name.encode("ascii", "replace").decode("ascii").replace("?", "_").replace('"', "_")
-    response["Content-Disposition"] = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-    response["Content-Length"] = str(len(data))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Security-Policy"] = SANDBOX_POLICY
-    return response
+    return download_response(data, filename=attachment.filename, content_type=attachment.content_type)
 
 
 @require_http_methods(["GET", "POST"])

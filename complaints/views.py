@@ -8,7 +8,7 @@ never reaches another rep's customer's ticket, whatever the URL. Writes go to co
 from __future__ import annotations
 
 import datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -25,12 +25,12 @@ from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count
 from complaints import forms, services
 from complaints.models import Ticket, TicketEvent
 from customers.access import get_customer_for
+from customers.attachments import download_response
 
 S = Ticket.Status
 PER_PAGE = 30
 CUSTOMER_TAB_ROWS = 20
 # A downloaded file is never run as a page of ours: no scripts, plugins, forms or same-origin access.
-SANDBOX_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
 SLA_BADGES = {
     "ok": ("text-bg-light border", "clock"),
     "due_soon": ("text-bg-warning", "hourglass-split"),
@@ -342,15 +342,7 @@ def ticket_attachment(request: HttpRequest, number: str, pk: int) -> HttpRespons
         detail=f"{attachment.content_type}, {attachment.size} B, SHA-256 {attachment.sha256[:16]}",
         request=request,
     )
-    response = HttpResponse(data, content_type=attachment.content_type)
-    name = attachment.filename
-    fallback = name.encode("ascii", "replace").decode("ascii").replace("?", "_").replace('"', "_")
-    response["Content-Disposition"] = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-    response["Content-Length"] = str(len(data))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Security-Policy"] = SANDBOX_POLICY
-    return response
+    return download_response(data, filename=attachment.filename, content_type=attachment.content_type)
 
 
 # --- The 360 page's Tickets tab ------------------------------------------------------------------

@@ -7,8 +7,6 @@ to change something. Downloads are logged in the personal-data access log.
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -21,11 +19,11 @@ from accounts.access import staff_permission_required
 from cims.models import PersonalDataAccess, log_personal_data_access
 from customers import attachments
 from customers.access import can_edit, get_customer_for
+from customers.attachments import download_response
 from customers.models import Attachment
 
 PANEL = "customers/_partials/detail_attachments.html"
 # A downloaded file is never run as a page of ours: no scripts, plugins, forms or same-origin access.
-SANDBOX_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -88,15 +86,7 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
         f"SHA-256 {attachment.sha256[:16]}",
         request=request,
     )
-    response = HttpResponse(data, content_type=attachment.content_type)
-    name = attachment.filename
-    fallback = name.encode("ascii", "replace").decode("ascii").replace("?", "_").replace('"', "_")
-    response["Content-Disposition"] = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-    response["Content-Length"] = str(len(data))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Security-Policy"] = SANDBOX_POLICY
-    return response
+    return download_response(data, filename=attachment.filename, content_type=attachment.content_type)
 
 
 @staff_permission_required("customers.delete_attachment")
