@@ -56,7 +56,7 @@ from complaints.models import Ticket, TicketAttachment, TicketAttachmentContent,
 from customers.management.commands.bench_customers import ensure_database
 from customers.models import Customer
 from followups.management.commands import bench_followups
-from followups.management.commands.bench_followups import BATCH, TARGET_P95_MS, Result, _Rows, _stamp, _Writer
+from followups.management.commands.bench_followups import BATCH, Result, _Rows, _stamp, _Writer
 
 DATA_VERSION = 1  # bump when the generator changes, so that an old build is replaced
 AGENTS = 20  # service1 … service20, two categories each
@@ -836,18 +836,7 @@ class Command(bench_followups.Command):
 
     # --- measuring and the report ------------------------------------------------------------------
 
-    def _explain(self, queries) -> list[str]:
-        tables = [Ticket._meta.db_table, TicketEvent._meta.db_table]
-        plans = []
-        for query in queries:
-            sql = query["sql"]
-            if not sql.lstrip().upper().startswith("SELECT") or not any(f'"{t}"' in sql for t in tables):
-                continue
-            with connection.cursor() as cursor:
-                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
-                plan = "\n".join(row[0] for row in cursor.fetchall())
-            plans.append(f"\n    {sql[:2000]}\n{plan}\n")
-        return plans
+    explain_models = (Ticket, TicketEvent)
 
     def _report(self, results: list[Result]) -> None:
         with connection.cursor() as cursor:
@@ -879,21 +868,4 @@ class Command(bench_followups.Command):
             f"load average {self.load_before[0]:.1f} before, {self.load_after[0]:.1f} after · "
             f"Python {platform.python_version()} · PostgreSQL {server.split()[0]}",
         ]
-        if self.customer_seconds is not None:
-            lines.append(f"Seeding the customers took {self.customer_seconds:.0f} s.")
-        if self.build_seconds is not None:
-            lines.append(f"Building the ticket data took {self.build_seconds:.0f} s.")
-        lines += [
-            "",
-            f"| scenario | p50 ms | p95 ms | max ms | queries (min–max) | SQL ms p50 | peak KiB | p95 < {TARGET_P95_MS} ms | note |",
-            "| --- | ---: | ---: | ---: | :---: | ---: | ---: | :---: | --- |",
-        ]
-        for r in results:
-            low, high = min(r.queries), max(r.queries)
-            queries = f"{low}" if low == high else f"{low}–{high}"
-            met = "yes" if r.percentile(0.95) < TARGET_P95_MS else "**no**"
-            lines.append(
-                f"| {r.name} | {r.percentile(0.5):.1f} | {r.percentile(0.95):.1f} | {max(r.times_ms):.1f} | "
-                f"{queries} | {statistics.median(r.sql_ms):.1f} | {r.peak_kib:,.0f} | {met} | {r.note} |"
-            )
-        self.stdout.write("\n".join(lines))
+        self.stdout.write("\n".join(lines + self._timings("ticket") + self._table(results)))

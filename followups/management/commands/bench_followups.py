@@ -953,10 +953,11 @@ class Command(BaseCommand):
         )
         self.stdout.write("\n".join(lines))
 
+    # The tables whose queries --explain prints: the timeline's and the board's sources.
+    explain_models = (FollowUp, Opportunity, StatusChange, Transaction, Contract)
+
     def _explain(self, queries) -> list[str]:
-        tables = [
-            m._meta.db_table for m in (FollowUp, Opportunity, StatusChange, Transaction, Contract)
-        ]  # the timeline's and the board's sources
+        tables = [m._meta.db_table for m in self.explain_models]
         plans = []
         for query in queries:
             sql = query["sql"]
@@ -965,7 +966,7 @@ class Command(BaseCommand):
             with connection.cursor() as cursor:
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
                 plan = "\n".join(row[0] for row in cursor.fetchall())
-            plans.append(f"\n    {sql[:1500]}\n{plan}\n")
+            plans.append(f"\n    {sql[:2000]}\n{plan}\n")
         return plans
 
     def _report(self, results: list[Result]) -> None:
@@ -1004,11 +1005,19 @@ class Command(BaseCommand):
             f"{self.warmup} warm-up + {self.repeat} timed runs each · {os.cpu_count()} cores · "
             f"Python {platform.python_version()} · PostgreSQL {server.split()[0]}",
         ]
+        self.stdout.write("\n".join(lines + self._timings("follow-up") + self._table(results)))
+
+    def _timings(self, data: str) -> list[str]:
+        lines = []
         if self.customer_seconds is not None:
             lines.append(f"Seeding the customers took {self.customer_seconds:.0f} s.")
         if self.build_seconds is not None:
-            lines.append(f"Building the follow-up data took {self.build_seconds:.0f} s.")
-        lines += [
+            lines.append(f"Building the {data} data took {self.build_seconds:.0f} s.")
+        return lines
+
+    def _table(self, results: list[Result]) -> list[str]:
+        """The results as a Markdown table, a row per scenario."""
+        lines = [
             "",
             f"| scenario | p50 ms | p95 ms | max ms | queries (min–max) | SQL ms p50 | peak KiB | p95 < {TARGET_P95_MS} ms | note |",
             "| --- | ---: | ---: | ---: | :---: | ---: | ---: | :---: | --- |",
@@ -1021,4 +1030,4 @@ class Command(BaseCommand):
                 f"| {r.name} | {r.percentile(0.5):.1f} | {r.percentile(0.95):.1f} | {max(r.times_ms):.1f} | "
                 f"{queries} | {statistics.median(r.sql_ms):.1f} | {r.peak_kib:,.0f} | {met} | {r.note} |"
             )
-        self.stdout.write("\n".join(lines))
+        return lines
