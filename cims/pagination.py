@@ -167,3 +167,22 @@ class KeysetPaginator:
             next_cursor=self.encode(rows[-1]) if has_next else "",
             previous_cursor=self.encode(rows[0]) if has_previous else "",
         )
+
+
+def page_links(request, page) -> dict:
+    """Query strings of the previous, next and first pages: the current filters plus one cursor."""
+
+    def with_cursor(name: str | None, value: str = "") -> str:
+        params = request.GET.copy()
+        for key in ("after", "before"):
+            params.pop(key, None)
+        if name:
+            params[name] = value
+        return params.urlencode()
+
+    return {
+        "next_query": with_cursor("after", page.next_cursor) if page.next_cursor else "",
+        "previous_query": with_cursor("before", page.previous_cursor) if page.previous_cursor else "",
+        "first_query": with_cursor(None),
+        "show_first": page.has_previous,
+    }

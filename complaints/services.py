@@ -21,14 +21,14 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import BinaryField, CharField, Count, Exists, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, Concat, Greatest, Substr
+from django.db.models import CharField, Count, Exists, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Concat, Greatest
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from cims.crypto import decrypt_bytes, encrypt_bytes, primary_key_id
+from cims.crypto import decrypt_bytes, encrypt_bytes
 from complaints.models import Ticket, TicketAttachment, TicketAttachmentContent, TicketCategory, TicketEvent
 
 logger = logging.getLogger(__name__)
@@ -153,30 +153,11 @@ def ticket_attachment_bytes(attachment: TicketAttachment) -> bytes:
 
 
 def ticket_attachment_contents_rotate(*, batch_size: int = 20, dry_run: bool = False) -> int:
-    """Re-encrypt ticket files still under an older key of FIELD_ENCRYPTION_KEYS; the number of
-    files (to be) re-encrypted. The twin of customers.attachments.attachment_contents_rotate, for
-    ``manage.py rotate_field_keys``: batches are locked and rewritten one transaction each, so an
-    interrupted run resumes where it stopped."""
-    current = primary_key_id().encode("ascii") + b":"
-    stale = (
-        TicketAttachmentContent.objects.annotate(head=Substr("data", 1, len(current), output_field=BinaryField()))
-        .exclude(head=current)
-        .order_by("pk")
-    )
-    if dry_run:
-        return stale.count()
-    done, last = 0, None
-    while True:
-        page = stale if last is None else stale.filter(pk__gt=last)
-        pks = list(page.values_list("pk", flat=True)[:batch_size])
-        if not pks:
-            return done
-        last = pks[-1]
-        with transaction.atomic():
-            for pk, sealed in stale.filter(pk__in=pks).select_for_update(of=("self",)).values_list("pk", "data"):
-                plain = decrypt_bytes(bytes(sealed), aad=_aad(pk))
-                TicketAttachmentContent.objects.filter(pk=pk).update(data=encrypt_bytes(plain, aad=_aad(pk)))
-                done += 1
+    """Re-encrypt ticket files still under an older key of FIELD_ENCRYPTION_KEYS (for
+    ``manage.py rotate_field_keys``), as the customer archive's files are."""
+    from customers.attachments import blobs_rotate
+
+    return blobs_rotate(TicketAttachmentContent, aad=_aad, batch_size=batch_size, dry_run=dry_run)
 
 
 # --- Automatic assignment ------------------------------------------------------------------------

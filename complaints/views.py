@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import staff_permission_required
 from cims.models import PersonalDataAccess, log_personal_data_access
-from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count
+from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count, page_links
 from complaints import forms, services
 from complaints.models import Ticket, TicketEvent
 from customers.access import get_customer_for
@@ -53,25 +53,6 @@ def _sla(ticket: Ticket, now: datetime.datetime) -> None:
 
 
 # --- The queue -----------------------------------------------------------------------------------
-
-
-def _page_links(request: HttpRequest, page) -> dict:
-    """Query strings of the previous, next and first pages: the current filters plus one cursor."""
-
-    def with_cursor(name: str | None, value: str = "") -> str:
-        params = request.GET.copy()
-        for key in ("after", "before"):
-            params.pop(key, None)
-        if name:
-            params[name] = value
-        return params.urlencode()
-
-    return {
-        "next_query": with_cursor("after", page.next_cursor) if page.next_cursor else "",
-        "previous_query": with_cursor("before", page.previous_cursor) if page.previous_cursor else "",
-        "first_query": with_cursor(None),
-        "show_first": page.has_previous,
-    }
 
 
 def _search(queryset, text: str):
@@ -161,7 +142,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             ),
         ],
         "ordered_by_due": key == "sla_due_at",
-        **_page_links(request, page),
+        **page_links(request, page),
     }
     return render(request, "complaints/list.html", context)
 

@@ -370,13 +370,20 @@ def attachment_bytes(attachment: Attachment) -> bytes:
 def attachment_contents_rotate(*, batch_size: int = 20, dry_run: bool = False) -> int:
     """Re-encrypt the stored bytes still under an older key of FIELD_ENCRYPTION_KEYS; the number of
     files (to be) re-encrypted. For ``manage.py rotate_field_keys``: the blobs are not
-    EncryptedTextField columns, so its walk over models does not see them. Only the key id at the
-    head of each blob is read to pick the stale ones; each batch is locked and rewritten in one
-    transaction, so an interrupted run resumes where it stopped.
+    EncryptedTextField columns, so its walk over models does not see them."""
+    return blobs_rotate(AttachmentContent, aad=_aad, batch_size=batch_size, dry_run=dry_run)
+
+
+def blobs_rotate(model, *, aad, batch_size: int = 20, dry_run: bool = False) -> int:
+    """Re-encrypt the ``data`` blobs of ``model`` (a file's encrypted bytes, keyed by its primary
+    key, sealed with ``aad(pk)``) still under an older key; the number (to be) re-encrypted.
+
+    Only the key id at the head of each blob is read to pick the stale ones; each batch is locked
+    and rewritten in one transaction, so an interrupted run resumes where it stopped.
     """
     current = primary_key_id().encode("ascii") + b":"
     stale = (
-        AttachmentContent.objects.annotate(head=Substr("data", 1, len(current), output_field=BinaryField()))
+        model.objects.annotate(head=Substr("data", 1, len(current), output_field=BinaryField()))
         .exclude(head=current)
         .order_by("pk")
     )
@@ -391,8 +398,8 @@ def attachment_contents_rotate(*, batch_size: int = 20, dry_run: bool = False) -
         last = pks[-1]
         with transaction.atomic():
             for pk, sealed in stale.filter(pk__in=pks).select_for_update(of=("self",)).values_list("pk", "data"):
-                plain = decrypt_bytes(bytes(sealed), aad=_aad(pk))
-                AttachmentContent.objects.filter(pk=pk).update(data=encrypt_bytes(plain, aad=_aad(pk)))
+                plain = decrypt_bytes(bytes(sealed), aad=aad(pk))
+                model.objects.filter(pk=pk).update(data=encrypt_bytes(plain, aad=aad(pk)))
                 done += 1
 
 

@@ -14,12 +14,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import staff_permission_required
 from cims import masking
-from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count
+from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count, page_links
 from customers import pool as services
 from customers.access import get_customer_for
 from customers.forms_list import CursorForm
 from customers.models import Customer, CustomerLevel, Province
-from customers.views import _page_links
 
 PER_PAGE = 30
 POOL_ONLY = [
@@ -74,7 +73,7 @@ def pool(request: HttpRequest) -> HttpResponse:
         "count": capped_count(queryset, COUNT_CAP),
         "owned": services.owned_count(request.user),
         "limit": settings.POOL_MAX_OWNED,
-        **_page_links(request, page),
+        **page_links(request, page),
     }
     return render(request, "customers/pool.html", context)
 

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import staff_permission_required
 from accounts.portal import portal_view
-from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count
+from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count, page_links
 from customers import privacy
 from customers.access import can_edit, get_customer_for, scope_filter
 from customers.forms_list import CursorForm
@@ -34,7 +34,6 @@ from customers.forms_privacy import (
     PortalRequestForm,
 )
 from customers.models import Consent, Customer, DataRequest
-from customers.views import _page_links
 
 CONSENTS_PANEL = "customers/_partials/consents.html"
 PORTAL_PAGE = "accounts/portal_privacy.html"
@@ -162,7 +161,7 @@ def data_requests(request: HttpRequest) -> HttpResponse:
         "page": page,
         "count": capped_count(queryset, COUNT_CAP),
         "pending": capped_count(_visible_requests(request.user).filter(status=DataRequest.Status.PENDING), COUNT_CAP),
-        **_page_links(request, page),
+        **page_links(request, page),
     }
     return render(request, "customers/privacy/request_list.html", context)
 

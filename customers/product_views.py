@@ -12,12 +12,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.access import staff_permission_required
-from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count
+from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count, page_links
 from customers import products as services
 from customers.forms_list import CursorForm
 from customers.forms_product import ProductFilterForm, ProductForm, StockAdjustForm, StockReceiveForm
 from customers.models import Product, StockMovement
-from customers.views import _page_links
 
 PER_PAGE = 30
 MOVEMENTS_PER_PAGE = 20
@@ -59,7 +58,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "count": capped_count(queryset, COUNT_CAP),
         "low_count": Product.objects.low_stock().count(),
-        **_page_links(request, page),
+        **page_links(request, page),
     }
     return render(request, "customers/product_list.html", context)
 
@@ -79,7 +78,7 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
         page = KeysetPaginator(movements, key="pk", descending=True, per_page=MOVEMENTS_PER_PAGE).page(
             after=after, before=before
         )
-        context.update({"movements": page, "page": page, **_page_links(request, page)})
+        context.update({"movements": page, "page": page, **page_links(request, page)})
     return render(request, "customers/product_detail.html", context)
 
 

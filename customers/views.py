@@ -31,7 +31,7 @@ from accounts.models import User
 from cims.crypto import blind_index
 from cims.models import PersonalDataAccess
 from cims.normalize import fold_width, format_phone, normalize_phone
-from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count
+from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count, page_links
 from customers import services
 from customers.access import (
     REVEALABLE_FIELDS,
@@ -139,25 +139,6 @@ def _render_list(request: HttpRequest, full: str, partial: str, context: dict) -
     return response
 
 
-def _page_links(request: HttpRequest, page) -> dict:
-    """Query strings of the previous, next and first pages: the current filters plus one cursor."""
-
-    def with_cursor(name: str | None, value: str = "") -> str:
-        params = request.GET.copy()
-        for key in ("after", "before"):
-            params.pop(key, None)
-        if name:
-            params[name] = value
-        return params.urlencode()
-
-    return {
-        "next_query": with_cursor("after", page.next_cursor) if page.next_cursor else "",
-        "previous_query": with_cursor("before", page.previous_cursor) if page.previous_cursor else "",
-        "first_query": with_cursor(None),
-        "show_first": page.has_previous,
-    }
-
-
 def _day_start(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
 
@@ -221,7 +202,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "count": capped_count(queryset, COUNT_CAP),
         "bulk_form": BulkActionForm(auto_id="bulk_%s", user=user, choices=choices),
         "return_query": request.GET.urlencode(),
-        **_page_links(request, page),
+        **page_links(request, page),
     }
     return _render_list(request, "customers/list.html", "customers/_partials/list_table.html", context)
 
@@ -719,7 +700,7 @@ def recycle_bin(request: HttpRequest) -> HttpResponse:
     )
     after, before = CursorForm(request.GET).cursors()
     page = KeysetPaginator(rows, key="deleted_at", descending=True, per_page=PER_PAGE).page(after=after, before=before)
-    context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **_page_links(request, page)}
+    context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **page_links(request, page)}
     return render(request, "customers/recycle_bin.html", context)
 
 
@@ -772,7 +753,7 @@ def phonebook(request: HttpRequest) -> HttpResponse:
     page = KeysetPaginator(rows, key="name", descending=False, per_page=PER_PAGE).page(after=after, before=before)
     for contact in page.object_list:
         contact.shown = shown_fields(user, contact, ["phone", "email"])
-    context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **_page_links(request, page)}
+    context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **page_links(request, page)}
     return _render_list(request, "customers/phonebook.html", "customers/_partials/phonebook_table.html", context)
 
 
@@ -789,5 +770,5 @@ def access_log(request: HttpRequest) -> HttpResponse:
     rows = queryset.select_related("user")
     after, before = CursorForm(request.GET).cursors()
     page = KeysetPaginator(rows, key="created_at", descending=True, per_page=50).page(after=after, before=before)
-    context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **_page_links(request, page)}
+    context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **page_links(request, page)}
     return render(request, "customers/access_log.html", context)
