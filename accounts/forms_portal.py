@@ -34,13 +34,25 @@ class PortalAccountForm(forms.Form):
 
     def clean_username(self) -> str:
         username = fold_width(self.cleaned_data["username"])
+        _check_length(username, User._meta.get_field("username").max_length)  # folding can lengthen it
         User.username_validator(username)
         if User.objects.filter(username__iexact=username).exists():
             raise ValidationError(_("This username is taken; choose another."), code="taken")
         return username
 
     def clean_email(self) -> str:
-        return normalize_email(self.cleaned_data["email"])
+        email = normalize_email(self.cleaned_data["email"])
+        _check_length(email, User._meta.get_field("email").max_length)
+        return email
+
+
+def _check_length(value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise ValidationError(
+            _("At most %(limit)d characters, please (this has %(length)d)."),
+            code="max_length",
+            params={"limit": limit, "length": len(value)},
+        )
 
 
 class InvitationPasswordForm(SetPasswordForm):
@@ -96,7 +108,18 @@ class PortalProfileForm(forms.ModelForm):
     clean_fax = _phone_clean("fax")
 
     def clean_email(self) -> str:
-        return normalize_email(self.cleaned_data["email"])
+        email = normalize_email(self.cleaned_data["email"])
+        _check_length(email, User._meta.get_field("email").max_length)
+        return email
+
+
+def _check_length(value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise ValidationError(
+            _("At most %(limit)d characters, please (this has %(length)d)."),
+            code="max_length",
+            params={"limit": limit, "length": len(value)},
+        )
 
     def clean_city(self) -> str:
         return fold_width(self.cleaned_data["city"])

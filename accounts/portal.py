@@ -125,20 +125,31 @@ def portal_account_create(*, customer, username: str, email: str, by):
 
 
 def portal_invitation_send(*, account, by, request=None) -> tuple[str, bool]:
-    """A fresh invitation link for ``account``: recorded (invited_at) and e-mailed to the user's
-    address when there is one. Returns (link, e-mailed). The e-mail is in the site's language
-    (Chinese by default) whatever language the staff user works in."""
+    """A fresh invitation link for ``account``, recorded (invited_at) and e-mailed to the user's
+    address. Returns (link to show the staff user, e-mailed).
+
+    The link logs in as the customer, so staff see it only when it could not be e-mailed and only
+    before the customer has set a password (a first invitation to pass on by hand; the showing is
+    written to the access log). After activation the link sets a new password — the way back for a
+    customer who forgot it — and goes to the customer's address only, never to the staff user:
+    otherwise a rep could take over the account and read the customer's data unmasked and unlogged.
+    The e-mail is in the site's language (Chinese by default) whatever language the staff user
+    works in."""
     _refuse_gone(account.customer)
-    # After activation the same link sets a new password: the way back for a customer who forgot it.
     if not account.user.is_active:
         raise PortalAccountError(_("This portal account is deactivated; reactivate it first."))
+    activated = account.activated_at is not None
+    email = account.user.email
+    if activated and not email:
+        raise PortalAccountError(
+            _("The account has no e-mail address: a link to set a new password is only ever sent by e-mail.")
+        )
     link = invitation_link(account.user, request)
     account.invited_at = timezone.now()
     account._history_user = by
     account.save(update_fields=["invited_at"])
-    email = account.user.email
     if not email:
-        return link, False
+        return _shown(link, account=account, by=by, request=request), False
     days = settings.PASSWORD_RESET_TIMEOUT // (24 * 3600)
     values = {"name": account.customer.name, "username": account.user.username, "days": days, "link": link}
     with translation.override(settings.LANGUAGE_CODE):
@@ -167,10 +178,29 @@ def portal_invitation_send(*, account, by, request=None) -> tuple[str, bool]:
             )
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email], fail_silently=False)
-    except Exception:  # noqa: BLE001 - the link is shown to the staff user, who can pass it on
-        logger.exception("invitation e-mail for portal user %s failed", account.user_id)
-        return link, False
-    return link, True
+    except Exception as exc:  # noqa: BLE001 - a first invitation is shown to the staff user instead
+        # No traceback: an SMTP refusal quotes the recipient's address.
+        logger.error("invitation e-mail for portal user %s failed: %s", account.user_id, type(exc).__name__)
+        if activated:
+            raise PortalAccountError(_("The e-mail could not be sent; try again later.")) from None
+        return _shown(link, account=account, by=by, request=request), False
+    return "", True
+
+
+def _shown(link: str, *, account, by, request) -> str:
+    """A first invitation link handed to the staff user: written to the personal-data access log."""
+    from cims.models import PersonalDataAccess, log_personal_data_access
+
+    log_personal_data_access(
+        user=by,
+        action=PersonalDataAccess.Action.REVEAL,
+        object_type="accounts.portalaccount",
+        object_id=account.pk,
+        object_label=account.customer.code,
+        field="invitation_link",
+        request=request,
+    )
+    return link
 
 
 def portal_account_set_active(*, account, active: bool, by) -> None:

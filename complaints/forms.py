@@ -13,11 +13,11 @@ from django.utils.translation import pgettext_lazy
 from cims.normalize import fold_width
 from complaints import services
 from complaints.models import Ticket, TicketCategory
+from customers.attachments import ACCEPT
 
 S = Ticket.Status
 NUMBER_RE = re.compile(r"^T[0-9]{4}-[0-9]{6,}$", re.IGNORECASE)
 CUSTOMER_CODE_RE = re.compile(r"^C[0-9]{4}-[0-9]{6,}$", re.IGNORECASE)
-ACCEPT = ".pdf,.jpg,.jpeg,.png,.docx,.xlsx"
 # The channels staff take a ticket through; 门户 tickets are filed by customers in the portal.
 STAFF_CHANNELS = [(value, label) for value, label in Ticket.Channel.choices if value != Ticket.Channel.PORTAL]
 
@@ -25,49 +25,63 @@ STAFF_CHANNELS = [(value, label) for value, label in Ticket.Channel.choices if v
 # --- Files ---------------------------------------------------------------------------------------
 
 
-class MultipleFileInput(forms.ClearableFileInput):
+class MultipleFileInput(forms.FileInput):
     allow_multiple_selected = True
 
 
 class MultipleFileField(forms.FileField):
-    """Up to services.FILES_MAX files, each checked (type by content, size, name) like the
-    customer archive's; ``cleaned_data`` holds a list of (file name, bytes)."""
+    """Up to services.FILES_MAX files, each checked as the customer archive checks files (type by
+    content, size, name) before a byte is stored; ``cleaned_data`` holds (name, bytes) pairs for the
+    services. The desk's and the portal's forms share it."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
+    def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ACCEPT}))
+        kwargs.setdefault("required", False)
         kwargs.setdefault("label", _("Files"))
-        super().__init__(**kwargs)
-        self.help_text = _(
-            "Up to %(count)d files: PDF, JPG, PNG, Word (.docx) or Excel (.xlsx), %(limit)s MB each."
-        ) % {
-            "count": services.FILES_MAX,
-            "limit": settings.ATTACHMENT_MAX_MB,
-        }
+        super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
         from customers.attachments import inspect_file
 
-        uploads = [item for item in (data if isinstance(data, list | tuple) else [data]) if item]
+        uploads = [upload for upload in (data if isinstance(data, list | tuple) else [data]) if upload]
         if len(uploads) > services.FILES_MAX:
             raise ValidationError(
-                _("At most %(limit)d files can be attached at once.") % {"limit": services.FILES_MAX}, code="too_many"
+                _("At most %(limit)d files can be attached at once."),
+                code="too_many",
+                params={"limit": services.FILES_MAX},
             )
-        limit = settings.ATTACHMENT_MAX_MB * 1024 * 1024
         files = []
+        limit = settings.ATTACHMENT_MAX_MB * 1024 * 1024
         for upload in uploads:
             upload = super().clean(upload, initial)
-            if upload.size > limit:  # refused before a byte of it is read
+            if upload.size > limit:  # before reading a byte of it
                 raise ValidationError(
-                    _("The file is %(size)s MB; files up to %(limit)s MB can be uploaded."),
+                    _("“%(name)s” is %(size)s MB; files up to %(limit)s MB can be uploaded."),
                     code="too_large",
-                    params={"size": f"{upload.size / 1048576:.1f}", "limit": settings.ATTACHMENT_MAX_MB},
+                    params={
+                        "name": upload.name,
+                        "size": f"{upload.size / 1048576:.1f}",
+                        "limit": settings.ATTACHMENT_MAX_MB,
+                    },
                 )
             upload.seek(0)
             data_bytes = upload.read()
-            inspect_file(data_bytes, upload.name)  # the user's message when it is not a file we keep
+            try:
+                inspect_file(data_bytes, upload.name)
+            except ValidationError as error:
+                raise ValidationError(
+                    _("“%(name)s”: %(problem)s"), params={"name": upload.name, "problem": " ".join(error.messages)}
+                ) from None
             files.append((upload.name, data_bytes))
         return files
+
+
+def staff_files_help() -> str:
+    """The desk's help text of a files field, in the language of the request (not of the import)."""
+    return _("Up to %(count)d files: PDF, JPG, PNG, Word (.docx) or Excel (.xlsx), %(limit)s MB each.") % {
+        "count": services.FILES_MAX,
+        "limit": settings.ATTACHMENT_MAX_MB,
+    }
 
 
 # --- The desk's list -----------------------------------------------------------------------------
@@ -175,6 +189,7 @@ class TicketForm(forms.Form):
         # Only this customer's: a posted id of another customer's contact is "not one of the choices".
         self.fields["contact"].queryset = Contact.objects.filter(customer=customer).order_by("-is_primary", "name")
         self.fields["opportunity"].queryset = Opportunity.objects.filter(customer=customer).order_by("-id")
+        self.fields["files"].help_text = staff_files_help()
         self.fields["category"].help_text = _("Decides who takes the ticket: one of the category's service staff.")
         self.fields["severity"].help_text = _("Sets the due time: %(hours)s.") % {
             "hours": ", ".join(
@@ -197,6 +212,10 @@ class CommentForm(forms.Form):
     body = forms.CharField(label=_("Message"), max_length=services.BODY_MAX, widget=forms.Textarea(attrs={"rows": 3}))
     internal = forms.BooleanField(label=_("Internal note (the customer never sees it)"), required=False)
     files = MultipleFileField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["files"].help_text = staff_files_help()
 
 
 class TransitionForm(forms.Form):

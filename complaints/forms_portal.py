@@ -6,57 +6,11 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from complaints.forms import MultipleFileField
 from complaints.models import Ticket, TicketCategory
 from complaints.services import BODY_MAX, FILES_MAX, RATING_COMMENT_MAX
-from customers.attachments import ACCEPT, inspect_file
-
-
-class MultipleFileInput(forms.FileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """Up to FILES_MAX files, each checked as the customer archive checks files (type by content,
-    size), before a byte is stored. ``cleaned_data`` holds (name, bytes) pairs for the services."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ACCEPT}))
-        kwargs.setdefault("required", False)
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data, initial=None):
-        uploads = [upload for upload in (data if isinstance(data, list | tuple) else [data]) if upload]
-        if len(uploads) > FILES_MAX:
-            raise ValidationError(
-                _("At most %(limit)d files can be attached at once."), code="too_many", params={"limit": FILES_MAX}
-            )
-        files = []
-        limit = settings.ATTACHMENT_MAX_MB * 1024 * 1024
-        for upload in uploads:
-            upload = super().clean(upload, initial)
-            if upload.size > limit:  # before reading a byte of it
-                raise ValidationError(
-                    _("“%(name)s” is %(size)s MB; files up to %(limit)s MB can be uploaded."),
-                    code="too_large",
-                    params={
-                        "name": upload.name,
-                        "size": f"{upload.size / 1048576:.1f}",
-                        "limit": settings.ATTACHMENT_MAX_MB,
-                    },
-                )
-            upload.seek(0)
-            data_bytes = upload.read()
-            try:
-                inspect_file(data_bytes, upload.name)
-            except ValidationError as error:
-                raise ValidationError(
-                    _("“%(name)s”: %(problem)s"), params={"name": upload.name, "problem": " ".join(error.messages)}
-                ) from None
-            files.append((upload.name, data_bytes))
-        return files
 
 
 def _files_field() -> MultipleFileField:

@@ -163,23 +163,27 @@ def ticket_attachment_contents_rotate(*, batch_size: int = 20, dry_run: bool = F
 # --- Automatic assignment ------------------------------------------------------------------------
 
 
-def eligible_agents(category: TicketCategory) -> QuerySet:
-    """The category's agents who may work tickets: active, holding complaints.change_ticket."""
+def _desk_staff() -> QuerySet:
+    """Active users who work the whole desk: they may change tickets and see the team's queue
+    (service staff, managers). A sales rep also changes tickets, but only their customers' — a
+    ticket handed to one would vanish from their view."""
     from accounts.models import User
 
-    workers = User.objects.with_perm(
-        "complaints.change_ticket", is_active=True, backend="django.contrib.auth.backends.ModelBackend"
+    backend = "django.contrib.auth.backends.ModelBackend"
+    workers = User.objects.with_perm("complaints.change_ticket", is_active=True, backend=backend)
+    return workers.filter(
+        pk__in=User.objects.with_perm("complaints.view_all_tickets", is_active=True, backend=backend).values("pk")
     )
-    return category.agents.filter(is_active=True, pk__in=workers.values("pk"))
+
+
+def eligible_agents(category: TicketCategory) -> QuerySet:
+    """The category's agents who may work tickets: active desk staff (``_desk_staff``)."""
+    return category.agents.filter(is_active=True, pk__in=_desk_staff().values("pk"))
 
 
 def assignees() -> QuerySet:
     """Everyone a ticket may be assigned to by hand (the assign form's choices)."""
-    from accounts.models import User
-
-    return User.objects.with_perm(
-        "complaints.change_ticket", is_active=True, backend="django.contrib.auth.backends.ModelBackend"
-    ).order_by("name", "username")
+    return _desk_staff().order_by("name", "username")
 
 
 def _pick_agent(category: TicketCategory):
@@ -392,7 +396,7 @@ def ticket_assign(*, ticket: Ticket, to, by, comment: str = "") -> Ticket:
     """A service lead hands ``ticket`` to ``to`` (any active service staff member)."""
     if not by.has_perm("complaints.assign_ticket"):
         raise TicketError(_("You may not reassign tickets."))
-    if to is None or not to.is_active or not to.has_perm("complaints.change_ticket"):
+    if to is None or not _desk_staff().filter(pk=to.pk).exists():
         raise TicketError(_("Tickets can only be assigned to active service staff."))
     comment = _check_text(comment, field=_("comment"), limit=BODY_MAX, required=False)
     with transaction.atomic():
@@ -549,8 +553,9 @@ def _tell_customer_resolved(ticket: Ticket) -> bool:
                 % values
             )
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email], fail_silently=False)
-    except Exception:  # noqa: BLE001 - the resolution stands; the portal shows the rating form too
-        logger.exception("resolution e-mail for ticket %s failed", ticket.pk)
+    except Exception as exc:  # noqa: BLE001 - the resolution stands; the portal shows the rating form too
+        # No traceback: an SMTP refusal quotes the recipient, personal data kept encrypted at rest.
+        logger.error("resolution e-mail for ticket %s failed: %s", ticket.pk, type(exc).__name__)
         return False
     return True
 

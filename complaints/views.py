@@ -152,7 +152,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
 
 def _parse_pk(raw: str | None) -> int | None:
     raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 @staff_permission_required("complaints.add_ticket")
@@ -202,7 +202,6 @@ def _detail_context(request: HttpRequest, ticket: Ticket, **forms_given) -> dict
     _sla(ticket, timezone.now())
     may_change = user.has_perm("complaints.change_ticket")
     may_assign = user.has_perm("complaints.assign_ticket") and ticket.status != S.CLOSED
-    transition_form = forms_given.get("transition_form") or forms.TransitionForm(ticket=ticket)
     return {
         "ticket": ticket,
         "events": events,
@@ -212,7 +211,6 @@ def _detail_context(request: HttpRequest, ticket: Ticket, **forms_given) -> dict
         "may_comment": user.has_perm("complaints.add_ticketevent"),
         "steps": services.steps_for(ticket) if may_change else [],
         "reopen_status": S.IN_PROGRESS if ticket.status == S.RESOLVED else "",
-        "transition_form": transition_form,
         "comment_form": forms_given.get("comment_form") or forms.CommentForm(),
         "assign_form": (forms_given.get("assign_form") or forms.AssignForm()) if may_assign else None,
         "EventKind": TicketEvent.Kind,

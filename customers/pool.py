@@ -61,9 +61,11 @@ def customer_claim(*, customer_id: int, by) -> Customer:
             % {"limit": limit}
         )
     now = timezone.now()
-    won = Customer.objects.filter(pk=customer_id, owner__isnull=True).update(owner=by, owner_since=now, updated_at=now)
+    won = Customer.objects.filter(pk=customer_id, owner__isnull=True, erased_at__isnull=True).update(
+        owner=by, owner_since=now, updated_at=now
+    )
     if not won:
-        if Customer.objects.filter(pk=customer_id).exists():
+        if Customer.objects.filter(pk=customer_id, erased_at__isnull=True).exists():
             raise PoolError(_("Someone else claimed this customer first."))
         raise PoolError(_("This customer is no longer in the pool."))
     record_history_bulk([customer_id], history_type="~", by=by, reason=CLAIM_REASON, when=now)
@@ -213,7 +215,7 @@ def warn_idle_customers(*, today: datetime.date | None = None) -> int:
         return 0
     # Idle for (days - lead) days or more but not yet for ``days`` (those return tonight).
     soon = (
-        Customer.objects.filter(owner__isnull=False)
+        Customer.objects.filter(owner__isnull=False, erased_at__isnull=True)
         .exclude(active_since(idle_cutoff(today, days - lead)))
         .filter(active_since(idle_cutoff(today, days)))
         .annotate(

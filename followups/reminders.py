@@ -169,8 +169,14 @@ def email_pending_notifications(now: datetime.datetime | None = None) -> int:
                     [notification.user.email],
                     fail_silently=False,
                 )
-            except Exception:  # noqa: BLE001 - a mail server hiccup must not stop the other reminders
-                logger.exception("e-mail of notification %s to user %s failed", notification.key, notification.user_id)
+            except Exception as exc:  # noqa: BLE001 - a mail server hiccup must not stop the other reminders
+                # No traceback: an SMTP refusal quotes the recipient's address.
+                logger.error(
+                    "e-mail of notification %s to user %s failed: %s",
+                    notification.key,
+                    notification.user_id,
+                    type(exc).__name__,
+                )
                 continue
             notification.emailed_at = timezone.now()
             notification.save(update_fields=["emailed_at"])

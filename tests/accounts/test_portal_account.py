@@ -42,6 +42,12 @@ def _link_in(response) -> str:
     return found.group(1)
 
 
+def _link_in_mail() -> str:
+    found = re.search(r"(http\S+/portal/welcome/\S+)", mail.outbox[-1].body)
+    assert found, "no invitation link in the e-mail"
+    return found.group(1)
+
+
 def _logs_in(username: str, password: str) -> bool:
     response = Client().post("/accounts/login/", {"username": username, "password": password})
     return response.status_code == 302
@@ -109,9 +115,11 @@ def test_it_creates_the_account_and_emails_the_invitation_in_chinese(customer, s
     assert user.is_active and not user.has_usable_password()
     assert user.is_portal_customer and not user.is_staff_member
     assert account.created_by == sales_rep and account.invited_at is not None and account.activated_at is None
-    link = _link_in(response)
-    assert link.startswith("https://cims.example.com/portal/welcome/")
+    # E-mailed, the link is not shown: it logs in as the customer (no staff takeover).
     assert 'data-testid="invitation-emailed"' in response.content.decode()
+    assert "/portal/welcome/" not in response.content.decode()
+    link = _link_in_mail()
+    assert link.startswith("https://cims.example.com/portal/welcome/")
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["zhou@example.com"]
@@ -209,8 +217,10 @@ def test_it_sends_a_new_invitation_and_both_links_work_until_a_password_is_set(
     account, customer, sales_rep, client_for
 ):
     client = client_for(sales_rep)
-    first = _path(_link_in(client.post(_url(customer), {"action": "invite"})))
-    second = _path(_link_in(client.post(_url(customer), {"action": "invite"})))
+    client.post(_url(customer), {"action": "invite"})
+    first = _path(_link_in_mail())
+    client.post(_url(customer), {"action": "invite"})
+    second = _path(_link_in_mail())
     assert len(mail.outbox) == 2
     visitor = Client()
     assert visitor.get(first, follow=True).context["valid"] is True
@@ -348,12 +358,68 @@ def test_it_lets_a_customer_who_forgot_the_password_set_a_new_one(account, custo
     _set_password(Client(), invitation_path(account.user))
     response = client_for(sales_rep).post(_url(customer), {"action": "invite"})
     assert mail.outbox[-1].subject == _in_site_language("Set a new password for the customer portal")
-    _set_password(Client(), _path(_link_in(response)), password="Another-long-pass-77")
+    assert "/portal/welcome/" not in response.content.decode()  # to the customer's address only
+    _set_password(Client(), _path(_link_in_mail()), password="Another-long-pass-77")
     assert _logs_in("zhou", "Another-long-pass-77")
+
+
+def test_a_new_password_link_never_reaches_the_staff_user(account, customer, sales_rep, client_for, monkeypatch):
+    """After activation the link would log the staff user in as the customer: without an address,
+    or when the mail server fails, it is refused rather than shown."""
+    from cims.models import PersonalDataAccess
+
+    _set_password(Client(), invitation_path(account.user))
+    client = client_for(sales_rep)
+
+    def broken(*args, **kwargs):
+        raise OSError("mail server down")
+
+    monkeypatch.setattr("accounts.portal.send_mail", broken)
+    response = client.post(_url(customer), {"action": "invite"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 409 and "/portal/welcome/" not in response.content.decode()
+    account.user.email = ""
+    account.user.save(update_fields=["email"])
+    response = client.post(_url(customer), {"action": "invite"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 409 and "/portal/welcome/" not in response.content.decode()
+    assert "only ever sent by e-mail" in response.content.decode()
+    assert not PersonalDataAccess.objects.filter(field="invitation_link").exists()
+
+
+def test_a_first_invitation_shown_to_staff_is_written_to_the_access_log(customer, sales_rep, client_for):
+    from cims.models import PersonalDataAccess
+
+    _create(client_for(sales_rep), customer, username="zhou", email="")
+    entry = PersonalDataAccess.objects.get(field="invitation_link")
+    assert entry.user == sales_rep and entry.object_label == customer.code
 
 
 def test_the_service_emails_in_the_site_language(account, sales_rep):
     with translation.override("en"):
         link, emailed = portal_invitation_send(account=account, by=sales_rep)
-    assert emailed and link in mail.outbox[0].body
+    assert emailed and link == "" and "/portal/welcome/" in mail.outbox[0].body
     assert mail.outbox[0].subject == _in_site_language("Your customer portal account")
+
+
+def test_a_username_that_folding_lengthens_is_a_form_error_not_a_500(customer, sales_rep, client_for):
+    response = _create(client_for(sales_rep), customer, username="㌖" * 150, email="")  # ㌖ folds to キロメートル
+    assert response.status_code == 422
+    assert "At most 150 characters" in response.content.decode()
+    assert not PortalAccount.objects.exists()
+
+
+def test_a_portal_account_change_needs_its_permission_and_the_customers_edit_right(
+    account, customer, sales_rep, other_sales_rep, client_for
+):
+    from django.contrib.auth.models import Group, Permission
+
+    from accounts import roles
+
+    # The sales role without change_portalaccount: the existing account cannot be re-invited,
+    # deactivated or reactivated; another rep does not even find the customer.
+    sales = Group.objects.get(name=roles.SALES)
+    sales.permissions.remove(Permission.objects.get(codename="change_portalaccount"))
+    for action in ("invite", "deactivate", "reactivate"):
+        assert client_for(sales_rep).post(_url(customer), {"action": action}).status_code == 403
+        assert client_for(other_sales_rep).post(_url(customer), {"action": action}).status_code == 404
+    account.user.refresh_from_db()
+    assert account.user.is_active and mail.outbox == []

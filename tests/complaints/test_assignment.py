@@ -116,10 +116,10 @@ def test_only_a_lead_may_reassign(service_agent, agents, customer, sales_rep):
     assert services.ticket_assign(ticket=ticket, to=agents[1], by=lead).assignee == agents[1]
 
 
-def test_it_assigns_only_to_active_service_staff(manager, analyst, customer, sales_rep):
+def test_it_assigns_only_to_active_service_staff(manager, analyst, customer, sales_rep, other_sales_rep):
     ticket = file_ticket(customer, sales_rep, category=category("其他"))
     gone = agent("t_gone", is_active=False)
-    for target in (analyst, gone, None):
+    for target in (analyst, gone, None, other_sales_rep):  # a rep changes tickets, only their customers'
         with translation.override("en"), pytest.raises(TicketError, match="active service staff"):
             services.ticket_assign(ticket=ticket, to=target, by=manager)
     assert Ticket.objects.get(pk=ticket.pk).assignee is None
@@ -152,3 +152,11 @@ def test_tickets_filed_at_once_do_not_pick_by_a_stale_count():
     results, errors = run_at_once(one, 6)
     assert errors == []
     assert sorted(Counter(results).values()) == [2, 2, 2]
+
+
+def test_a_sales_rep_in_a_category_is_never_picked_nor_offered(other_sales_rep, agents, customer, sales_rep):
+    """A rep may change tickets, but only of their own customers: a ticket given to them would vanish."""
+    kind = category("物流配送", other_sales_rep, agents[0])
+    tickets = [file_ticket(customer, sales_rep, category=kind) for _ in range(3)]
+    assert {t.assignee for t in tickets} == {agents[0]}
+    assert other_sales_rep not in services.assignees()

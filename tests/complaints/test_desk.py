@@ -346,7 +346,8 @@ def test_bad_filing_input_is_explained(client_for, sales_rep, customer):
 
 
 @pytest.mark.parametrize(
-    ("raw", "status"), [("abc", 200), ("-1", 200), ("99999999999999999999", 200), ("0", 404), ("424242", 404)]
+    ("raw", "status"),
+    [("abc", 200), ("-1", 200), ("99999999999999999999", 200), ("²", 200), ("١٢", 200), ("0", 404), ("424242", 404)],
 )
 def test_an_odd_customer_parameter_is_not_a_500(client_for, sales_rep, raw, status):
     # Not a number: the customer lookup step again; a number that is no customer of theirs: 404.

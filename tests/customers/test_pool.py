@@ -373,3 +373,27 @@ def test_an_erased_customer_never_returns_to_the_pool_nor_is_offered_in_it(sales
     assert Customer.objects.get(pk=erased.pk).owner_id == sales_rep.pk
     assert not pool.pool_customers().filter(pk=unowned_erased.pk).exists()
     assert not can_edit(sales_rep, erased)
+
+
+@pytest.mark.django_db
+def test_an_erased_unowned_customer_cannot_be_claimed(sales_rep, client_for):
+    from django.utils import timezone
+
+    erased = CustomerFactory(owner=None, erased_at=timezone.now())
+    response = client_for(sales_rep).post(reverse("customers:pool_claim", args=[erased.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 302
+    assert Customer.objects.get(pk=erased.pk).owner_id is None
+    with pytest.raises(pool.PoolError, match="no longer in the pool"):
+        with translation.override("en"):
+            pool.customer_claim(customer_id=erased.pk, by=sales_rep)
+
+
+@pytest.mark.django_db
+@override_settings(POOL_IDLE_DAYS=30, POOL_WARNING_DAYS=3)
+def test_the_owner_of_an_erased_customer_is_not_warned(sales_rep):
+    from django.utils import timezone
+
+    erased = idle_rep_customer(sales_rep, last_followup=datetime.datetime(2026, 5, 3, 12, 0, tzinfo=SHANGHAI))
+    erased.erased_at = timezone.now()
+    erased.save(update_fields=["erased_at"])
+    assert pool.warn_idle_customers(today=TODAY) == 0
