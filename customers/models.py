@@ -962,6 +962,7 @@ class DataRequest(models.Model):
         ordering = ["-requested_at", "-id"]
         permissions = [("decide_datarequest", _("Can approve or refuse personal-data requests"))]
         indexes = [
+            models.Index(fields=["-requested_at", "-id"], name="datarequest_time"),  # the list's order
             models.Index(fields=["status", "-requested_at"], name="datarequest_status"),
             models.Index(fields=["customer", "-requested_at"], name="datarequest_customer"),
         ]

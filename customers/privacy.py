@@ -91,7 +91,7 @@ def consent_record(*, customer: Customer, purpose: str, granted: bool, channel: 
         locked = Customer.all_objects.select_for_update().only("pk", "erased_at").get(pk=customer.pk)
         if locked.erased_at is not None:
             raise ValidationError(_("This customer's personal data was erased: no consent is recorded any more."))
-        return Consent.objects.create(
+        consent = Consent.objects.create(
             customer_id=locked.pk,
             purpose=purpose,
             granted=bool(granted),
@@ -100,6 +100,21 @@ def consent_record(*, customer: Customer, purpose: str, granted: bool, channel: 
             recorded_at=timezone.now(),
             recorded_by=by if getattr(by, "is_authenticated", False) else None,
         )
+        if purpose == Purpose.MARKETING and not granted:
+            _leave_marketing(locked.pk)
+        return consent
+
+
+def _leave_marketing(customer_id: int) -> None:
+    """A withdrawal counts at once: the customer leaves the campaigns still to run or running in
+    which they were only targeted (a response or a conversion already recorded stays, as history)."""
+    from followups.models import Campaign, CampaignMember
+
+    CampaignMember.objects.filter(
+        customer_id=customer_id,
+        status=CampaignMember.Status.TARGETED,
+        campaign__status__in=[Campaign.Status.PLANNED, Campaign.Status.RUNNING],
+    ).delete()
 
 
 def current_consents(customer: Customer) -> dict[str, Consent | None]:
@@ -156,21 +171,14 @@ def marketing_excluded() -> Q:
 
 
 def _deciders():
-    """Active staff who may decide personal-data requests (a manager or two, an administrator)."""
-    from django.contrib.auth.models import Permission
-
+    """Active staff who may decide personal-data requests (a manager or two, an administrator):
+    one query, whether the permissions come from a group, the user or superuser status."""
     from accounts.models import User
 
-    permission = Permission.objects.filter(content_type__app_label="customers", codename="decide_datarequest").first()
-    if permission is None:
-        return []
-    users = (
-        User.objects.filter(Q(groups__permissions=permission) | Q(user_permissions=permission) | Q(is_superuser=True))
-        .filter(is_active=True)
-        .distinct()
-        .order_by("pk")[:50]
-    )
-    return [user for user in users if user.is_staff_member and user.has_perm(DECIDE_PERMISSION)]
+    backend = "django.contrib.auth.backends.ModelBackend"
+    staff = User.objects.with_perm("accounts.access_staff_ui", is_active=True, backend=backend)
+    deciders = User.objects.with_perm(DECIDE_PERMISSION, is_active=True, backend=backend)
+    return list(deciders.filter(pk__in=staff.values("pk")).order_by("pk")[:50])
 
 
 def _notify_deciders(data_request: DataRequest, customer: Customer) -> None:
@@ -464,7 +472,7 @@ def customer_data(customer: Customer) -> dict:
         ],
         # The year-end lottery module is not built yet: nothing is held about wins.
         "lottery_wins": [],
-        "lottery_note": "The year-end lottery keeps no records yet.",
+        "lottery_note": _("The year-end lottery keeps no records yet."),
     }
 
 
@@ -1092,11 +1100,12 @@ def _erase_notifications(ids: list[int], related: _Related, needles: set[str], *
     for pk in ids:
         found |= Q(url__startswith=reverse("customers:detail", args=[pk]))
         found |= Q(key__startswith=f"pool-return:{pk}:") | Q(key__startswith=f"pool-warning:{pk}:")
-    for pk in DataRequest.objects.filter(customer_id__in=ids).values_list("pk", flat=True):
-        found |= Q(key=f"datarequest:{pk}")
-    codes = list(Customer.all_objects.filter(pk__in=ids).values_list("code", flat=True))
-    found |= _any_contains(("title", "body", "url", "key"), set(codes) | needles)
     conditions = [found]
+    requests = DataRequest.objects.filter(customer_id__in=ids)
+    for chunk in _chunks(list(requests.values_list("pk", flat=True))):
+        conditions.append(Q(key__in=[f"datarequest:{pk}" for pk in chunk]))
+    codes = list(Customer.all_objects.filter(pk__in=ids).values_list("code", flat=True))
+    conditions += _contains_chunks(("title", "body", "url", "key"), set(codes) | needles)
     # The rows' own keys and numbers, a bounded statement at a time.
     for chunk in _chunks(related.tasks):
         conditions.append(Q(key__in=[f"task:{pk}:due" for pk in chunk]))
@@ -1104,12 +1113,19 @@ def _erase_notifications(ids: list[int], related: _Related, needles: set[str], *
         conditions.append(_any_prefix("key", [f"contract-renewal:{pk}:" for pk in chunk]))
     for chunk in _chunks(related.tickets, TEXT_CHUNK):
         conditions.append(_any_prefix("key", [f"ticket:{pk}:" for pk in chunk]))
-    for chunk in _chunks(related.ticket_numbers, TEXT_CHUNK):
-        conditions.append(_any_contains(("title", "body", "url", "key"), chunk))
+    conditions += _contains_chunks(("title", "body", "url", "key"), related.ticket_numbers)
     changed = 0
     for condition in conditions:
         changed += Notification.objects.filter(condition).update(title=pseudonym[:200], body="")
     return changed
+
+
+def _contains_chunks(fields: tuple[str, ...], values) -> list[Q]:
+    """``_any_contains`` over ``values`` in pieces of at most TEXT_CHUNK terms each: one OR of a
+    LIKE per value and field is one condition, and SQLite refuses one deeper than 1,000 terms (an
+    enterprise customer with a hundred contacts has several hundred values)."""
+    size = max(1, TEXT_CHUNK // len(fields))
+    return [_any_contains(fields, chunk) for chunk in _chunks(sorted(values), size)]
 
 
 def _any_prefix(field: str, prefixes: list[str]) -> Q:
@@ -1147,8 +1163,10 @@ def _erase_logs(ids: list[int], related: _Related, portal_users: list, needles: 
     for object_type, pks in objects.items():
         for chunk in _chunks(pks):
             changed += access.filter(object_type=object_type, object_id__in=[str(pk) for pk in chunk]).update(detail="")
-    changed += access.filter(_any_contains(("detail",), needles)).update(detail="")
-    changed += access.filter(_any_contains(("object_label",), needles)).update(object_label="")
+    for condition in _contains_chunks(("detail",), needles):
+        changed += access.filter(condition).update(detail="")
+    for condition in _contains_chunks(("object_label",), needles):
+        changed += access.filter(condition).update(object_label="")
     if portal_users:
         access.filter(user__in=portal_users).update(ip_address=None)
 
@@ -1171,9 +1189,8 @@ def _erase_logs(ids: list[int], related: _Related, portal_users: list, needles: 
             LogEntry.objects.filter(content_type=content_type, object_id__in=[str(pk) for pk in chunk]).update(
                 object_repr=ERASED_TEXT, change_message=""
             )
-    LogEntry.objects.filter(_any_contains(("object_repr", "change_message"), needles)).update(
-        object_repr=ERASED_TEXT, change_message=""
-    )
+    for condition in _contains_chunks(("object_repr", "change_message"), needles):
+        LogEntry.objects.filter(condition).update(object_repr=ERASED_TEXT, change_message="")
     return changed
 
 

@@ -39,7 +39,7 @@ from customers.models import (
 from customers.services import customer_change_status, customer_save
 from followups import reminders
 from followups.models import CampaignMember, FollowUp, Notification
-from tests.customers.factories import ContractFactory, CustomerFactory, TagFactory, TransactionFactory
+from tests.customers.factories import ContactFactory, ContractFactory, CustomerFactory, TagFactory, TransactionFactory
 from tests.customers.test_attachments import PDF_BYTES
 from tests.factories import PASSWORD, UserFactory
 from tests.followups.factories import CampaignFactory, FollowUpFactory, OpportunityFactory, TaskFactory
@@ -452,3 +452,17 @@ def test_it_knows_every_model_that_points_at_a_customer():
             if field.is_relation and field.related_model is Customer:
                 pointing.add(model._meta.label_lower)
     assert pointing <= handled, f"not handled by the erasure: {sorted(pointing - handled)}"
+
+
+def test_it_erases_an_enterprise_with_a_hundred_contacts_and_many_requests(manager):
+    """Every personal value is a LIKE in the searches of notifications, the access log and the
+    admin log: they run in pieces, so a large customer does not exceed SQLite's expression depth."""
+
+    customer = CustomerFactory(kind=Customer.ENTERPRISE, name="大型集团有限公司")
+    for n in range(100):
+        ContactFactory(customer=customer, name=f"联系人甲{n:03d}", phone=f"+8613912{n:06d}", email=f"c{n}@big.example")
+    for _ in range(60):
+        privacy.DataRequest.objects.create(customer=customer, kind="export", status="done")
+    privacy.customer_erase(customer=customer, by=manager)
+    customer.refresh_from_db()
+    assert customer.erased_at is not None and not customer.contacts.exists()

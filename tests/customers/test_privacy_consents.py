@@ -271,3 +271,23 @@ def test_it_lets_a_manager_record_for_any_customer(client_for, manager, sales_re
 def test_it_shows_the_consents_tab_on_the_360_page(client_for, sales_rep):
     customer = CustomerFactory(owner=sales_rep)
     assert _url(customer).encode() in client_for(sales_rep).get(reverse("customers:detail", args=[customer.pk])).content
+
+
+def test_a_withdrawal_takes_the_customer_out_of_campaigns_still_running(manager):
+    """Withdrawn marketing consent counts at once: a running or planned campaign that only targeted
+    the customer lets them go; a recorded response, and finished campaigns, stay as history."""
+    from followups.models import Campaign
+
+    customer = CustomerFactory()
+    running = CampaignFactory(owner=manager)
+    planned = CampaignFactory(owner=manager, status=Campaign.Status.PLANNED)
+    answered = CampaignFactory(owner=manager)
+    finished = CampaignFactory(owner=manager, status=Campaign.Status.FINISHED)
+    for campaign in (running, planned, finished):
+        CampaignMember.objects.create(campaign=campaign, customer=customer)
+    CampaignMember.objects.create(campaign=answered, customer=customer, status=CampaignMember.Status.RESPONDED)
+    privacy.consent_record(
+        customer=customer, purpose=Consent.Purpose.MARKETING, granted=False, channel=Consent.Channel.PORTAL, by=None
+    )
+    left = set(CampaignMember.objects.filter(customer=customer).values_list("campaign_id", flat=True))
+    assert left == {answered.pk, finished.pk}
