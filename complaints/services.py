@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy
 
 from cims.crypto import decrypt_bytes, encrypt_bytes
 from complaints.models import Ticket, TicketAttachment, TicketAttachmentContent, TicketCategory, TicketEvent
+from customers.attachments import Inspected
 
 logger = logging.getLogger(__name__)
 
@@ -116,20 +117,23 @@ def _inspect(filename: str, data: bytes):
         raise TicketError(" ".join(error.messages)) from None
 
 
-def _inspect_all(files: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+def _inspect_all(files: Iterable[tuple[str, bytes]]) -> list[tuple[Inspected, bytes]]:
+    """Every file checked before anything is written (one bad file refuses the whole step)."""
     files = list(files or ())
     if len(files) > FILES_MAX:
         raise TicketError(_("At most %(limit)d files can be attached at once.") % {"limit": FILES_MAX})
-    for filename, data in files:
-        _inspect(filename, data)
-    return files
+    return [(_inspect(filename, data), data) for filename, data in files]
 
 
 def ticket_attachment_add(
     *, ticket: Ticket, filename: str, data: bytes, by, event: TicketEvent | None = None, internal: bool = False
 ) -> TicketAttachment:
     """Keep ``data`` with ``ticket``: checked like the customer archive's files, stored encrypted."""
-    inspected = _inspect(filename, data)
+    return _store(ticket, _inspect(filename, data), data, by=by, event=event, internal=internal)
+
+
+def _store(ticket: Ticket, inspected: Inspected, data: bytes, *, by, event=None, internal=False) -> TicketAttachment:
+    """Store a file already checked (``inspected``): its row and its encrypted bytes."""
     with transaction.atomic():
         attachment = TicketAttachment.objects.create(
             ticket=ticket,
@@ -364,8 +368,8 @@ def ticket_file(
         created = TicketEvent.objects.create(
             ticket=ticket, kind=E.CREATED, to_status=S.NEW, actor=_actor(by, by_customer), by_customer=by_customer
         )
-        for filename, data in files:
-            ticket_attachment_add(ticket=ticket, filename=filename, data=data, by=by, event=created)
+        for inspected, data in files:
+            _store(ticket, inspected, data, by=by, event=created)
         if agent is not None:
             ticket.assignee = agent
             ticket.status = S.ASSIGNED
@@ -593,8 +597,8 @@ def ticket_comment(
             body=body,
             created_at=now,
         )
-        for filename, data in files:
-            ticket_attachment_add(ticket=locked, filename=filename, data=data, by=by, event=event, internal=internal)
+        for inspected, data in files:
+            _store(locked, inspected, data, by=by, event=event, internal=internal)
         if not by_customer and not internal and locked.first_response_at is None:
             locked.first_response_at = now
             locked._history_user = by
