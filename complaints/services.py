@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterable
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
@@ -292,7 +291,9 @@ def _after_sales_leave(ticket: Ticket, *, by) -> None:
             customer_change_status(customer=customer, to=before, by=None, reason=reason, system=True)
     owner = customer.owner
     if owner is not None and owner.is_active:
-        zone = ZoneInfo(settings.TIME_ZONE)
+        from followups.services import _zone  # the app's one Asia/Shanghai day rule
+
+        zone = _zone()
         tomorrow = timezone.localdate(timezone.now(), zone) + datetime.timedelta(days=1)
         task_create(
             title=title[:200],

@@ -14,7 +14,6 @@ last followed up on 1 May (any time that day) returns on the night of 31 May wit
 from __future__ import annotations
 
 import datetime
-from zoneinfo import ZoneInfo
 
 from django.apps import apps
 from django.conf import settings
@@ -98,12 +97,16 @@ def customer_release(*, customer: Customer, by) -> None:
 # --- The nightly return ----------------------------------------------------------------------------
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
+def _zone():
+    from followups.services import _zone  # the app's one Asia/Shanghai day rule (followups builds on customers)
+
+    return _zone()
 
 
 def _day_start(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=_zone())
+    from followups.services import _midnight
+
+    return _midnight(day)
 
 
 def _open_opportunity_model():
