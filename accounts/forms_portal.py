@@ -108,18 +108,10 @@ class PortalProfileForm(forms.ModelForm):
     clean_fax = _phone_clean("fax")
 
     def clean_email(self) -> str:
+        # Also the login's address (accounts.portal.portal_profile_save): its column's limit holds.
         email = normalize_email(self.cleaned_data["email"])
         _check_length(email, User._meta.get_field("email").max_length)
         return email
-
-
-def _check_length(value: str, limit: int) -> None:
-    if len(value) > limit:
-        raise ValidationError(
-            _("At most %(limit)d characters, please (this has %(length)d)."),
-            code="max_length",
-            params={"limit": limit, "length": len(value)},
-        )
 
     def clean_city(self) -> str:
         return fold_width(self.cleaned_data["city"])

@@ -272,4 +272,12 @@ def portal_profile_save(*, customer, changes: dict, by):
         if changed:
             current._change_reason = PORTAL_CHANGE_REASON
             customer_save(customer=current, by=by)
+        if "email" in changed and getattr(by, "pk", None) is not None:
+            # The login's address is where a link to set a new password goes: not the old one.
+            from accounts.models import PortalAccount
+
+            login = PortalAccount.objects.select_related("user").get(customer=current, user=by).user
+            login.email = current.email or ""
+            login._history_user = by
+            login.save(update_fields=["email"])
     return changed

@@ -94,6 +94,9 @@ def test_it_saves_a_correction_normalized_with_history(me, record, portal_custom
     assert record.address == "新地址 8 号" and record.city == "杭州"
     latest = record.history.latest()
     assert latest.history_user == portal_customer and latest.history_change_reason == PORTAL_CHANGE_REASON
+    # The login follows the corrected address: a new-password link no longer goes to the old one.
+    portal_customer.refresh_from_db()
+    assert portal_customer.email == "liu@example.com"
 
 
 def test_it_finds_the_customer_by_the_corrected_number(me, record):
