@@ -31,7 +31,6 @@ from complaints.services import (
 from customers.attachments import download_response
 
 PAGE_SIZE = 20
-# A downloaded file is never run as a page of ours (as customers/attachment_views.py).
 S = Ticket.Status
 
 

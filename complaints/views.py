@@ -30,7 +30,6 @@ from customers.attachments import download_response
 S = Ticket.Status
 PER_PAGE = 30
 CUSTOMER_TAB_ROWS = 20
-# A downloaded file is never run as a page of ours: no scripts, plugins, forms or same-origin access.
 SLA_BADGES = {
     "ok": ("text-bg-light border", "clock"),
     "due_soon": ("text-bg-warning", "hourglass-split"),
