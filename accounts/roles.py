@@ -83,6 +83,15 @@ _TICKET_WORK = [
 ]
 # Consent entries (同意记录) kept with a customer.
 _VIEW_CONSENTS = ["customers.view_consent"]
+# Reports (reports.registry): open them, and subscribe to them by e-mail. Whose customers they
+# cover is reports.filters' rule: everyone's with reports.view_all_reports, else the user's scope.
+_REPORTS = [
+    "reports.view_report",
+    "reports.view_reportsubscription",
+    "reports.add_reportsubscription",
+    "reports.change_reportsubscription",
+    "reports.delete_reportsubscription",
+]
 
 ROLE_PERMISSIONS: dict[str, str | list[str]] = {
     ADMIN: ALL,
@@ -146,6 +155,12 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "accounts.view_portalaccount",
         "accounts.add_portalaccount",
         "accounts.change_portalaccount",
+        *_REPORTS,
+        "reports.view_all_reports",
+        "reports.view_customerprofile",
+        "reports.view_profiletag",
+        "reports.view_profilerule",
+        "reports.act_on_profiles",
     ],
     SALES: [
         "accounts.access_staff_ui",
@@ -183,6 +198,11 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "accounts.view_portalaccount",
         "accounts.add_portalaccount",
         "accounts.change_portalaccount",
+        # Their own customers' figures and the automatic tags of the customers they see.
+        *_REPORTS,
+        "reports.view_customerprofile",
+        "reports.view_profiletag",
+        "reports.view_profilerule",
     ],
     SERVICE: [
         "accounts.access_staff_ui",
@@ -204,9 +224,16 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         *_TICKET_WORK,
         "complaints.view_all_tickets",
         *_VIEW_CONSENTS,
+        # The service reports of the tickets they see (every ticket).
+        *_REPORTS,
     ],
     ANALYST: [
         "accounts.access_staff_ui",
+        # Every report, over every customer, in aggregates only: no customer record, no personal field.
+        *_VIEW_LOOKUPS,
+        *_REPORTS,
+        "reports.view_all_reports",
+        "reports.view_profilerule",
     ],
     CUSTOMER: [
         "accounts.access_portal",

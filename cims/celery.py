@@ -12,6 +12,13 @@ app = Celery("cims")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
+def _refresh_minutes() -> int:
+    from django.conf import settings
+
+    return settings.REPORT_REFRESH_MINUTES
+
+
 app.conf.beat_schedule = {
     # Proves the path web → broker → worker → database end to end; shown on the dashboard.
     "heartbeat": {"task": "cims.tasks.heartbeat", "schedule": timedelta(minutes=1)},
@@ -24,6 +31,8 @@ app.conf.beat_schedule = {
     "contract-renewals": {"task": "followups.tasks.contract_renewals", "schedule": crontab(hour=2, minute=30)},
     # Tickets about to breach their SLA (assignee notified) or breached (managers alerted).
     "complaints-sla": {"task": "complaints.tasks.check_sla", "schedule": timedelta(minutes=5)},
+    # The summary tables behind the reports and the dashboard (REPORT_REFRESH_MINUTES).
+    "reports-refresh": {"task": "reports.tasks.refresh_facts", "schedule": timedelta(minutes=_refresh_minutes())},
 }
 
 

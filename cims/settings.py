@@ -236,6 +236,10 @@ PORTAL_EDITABLE_FIELDS = env_list("PORTAL_EDITABLE_FIELDS", ["phone", "mobile", 
 # The version of the privacy notice consents are given to (recorded with each consent entry).
 PRIVACY_NOTICE_VERSION = env_str("PRIVACY_NOTICE_VERSION", "2026-01")
 
+# --- Reports (reports.facts, reports.profiles, scheduled reports) -------------------------------
+# Minutes between refreshes of the summary tables the reports read; each page shows their age.
+REPORT_REFRESH_MINUTES = env_int("REPORT_REFRESH_MINUTES", 15, minimum=1)
+
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

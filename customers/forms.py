@@ -496,7 +496,7 @@ class TransactionForm(forms.ModelForm):
     def __init__(self, *args, with_lines: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.with_lines = with_lines
-        self.fields["amount"].help_text = _("In yuan (CNY), e.g. 1280.00.")
+        self.fields["amount"].help_text = _("In yuan (CNY), e.g. 1280.00; a refund is negative, e.g. -300.00.")
         for name in ("amount", "product"):
             # Needed only without product lines: checked in clean(), not marked as always required.
             self.fields[name].required = False
@@ -514,8 +514,8 @@ class TransactionForm(forms.ModelForm):
 
     def clean_amount(self) -> Decimal:
         amount = self.cleaned_data["amount"]
-        if amount is not None and amount <= 0 and not self.with_lines:
-            raise ValidationError(_("The amount must be more than zero."), code="not_positive")
+        if amount is not None and amount == 0 and not self.with_lines:
+            raise ValidationError(_("The amount cannot be zero (a refund is a negative amount)."), code="zero")
         return amount
 
     def clean_product(self) -> str:

@@ -513,7 +513,7 @@ class Contact(models.Model):
 
 
 class Transaction(models.Model):
-    """A purchase (交易记录)."""
+    """A purchase (交易记录), or a refund when the amount is negative."""
 
     class Channel(models.TextChoices):
         OFFLINE = "offline", _("In store")
@@ -529,6 +529,16 @@ class Transaction(models.Model):
     amount = models.DecimalField(_("amount (CNY)"), max_digits=14, decimal_places=2)
     product = models.CharField(_("product or description"), max_length=200)
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, default=Channel.OFFLINE)
+    # The sales rep credited with the sale: the customer's owner when it was recorded. Moving the
+    # customer to another rep later leaves it here, so the sales reports credit the rep who sold.
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("sales rep"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("recorded by"),
@@ -547,10 +557,11 @@ class Transaction(models.Model):
         ordering = ["-date", "-id"]
         indexes = [models.Index(fields=["customer", "-date"], name="transaction_customer_date")]
         constraints = [
+            # A refund (退款) is a negative amount; zero is no transaction at all.
             models.CheckConstraint(
-                condition=Q(amount__gt=0),
-                name="transaction_amount_positive",
-                violation_error_message=_("The amount must be more than zero."),
+                condition=~Q(amount=0),
+                name="transaction_amount_not_zero",
+                violation_error_message=_("The amount cannot be zero."),
             )
         ]
 

@@ -320,6 +320,7 @@ def transaction_record(
         record = instance if instance is not None else Transaction()
         record.customer = customer
         record.created_by = by
+        record.rep_id = customer.owner_id  # credited with the sale, whoever records it
         old_lines: list[TransactionLine] = []
     else:
         # Two edits of one transaction at once must not both put its old lines back.
@@ -367,8 +368,9 @@ def transaction_record(
         errors = {}
         if not product_text:
             errors["product"] = _("Say what was bought, or add product lines.")
-        if amount is None or amount <= 0:
-            errors["amount"] = _("The amount must be more than zero.")
+        if amount is None or amount == 0:
+            # A refund (退款) is recorded as a negative amount without product lines.
+            errors["amount"] = _("The amount cannot be zero (a refund is a negative amount).")
         if errors:
             raise ValidationError(errors)
 

@@ -630,11 +630,25 @@ def test_it_edits_a_transaction(sales_rep, client_for):
     assert transaction.customer == customer
 
 
+def test_it_records_a_refund_as_a_negative_amount_credited_to_the_owner(sales_rep, other_sales_rep, client_for):
+    customer = CustomerFactory(owner=sales_rep)
+    url = reverse("customers:transaction_create", args=[customer.pk])
+    response = client_for(sales_rep).post(url, tx_data(amount="-300.00", product="退款：年度服务套餐"))
+    assert response.status_code == 302
+    refund = Transaction.objects.get()
+    assert refund.amount == Decimal("-300.00") and refund.rep == sales_rep
+    # Moving the customer later leaves the sale credited to the rep who made it.
+    customer.owner = other_sales_rep
+    customer.save()
+    refund.refresh_from_db()
+    assert refund.rep == sales_rep
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("amount", "-5", "The amount must be more than zero."),
-        ("amount", "0", "The amount must be more than zero."),
+        ("amount", "0", "The amount cannot be zero (a refund is a negative amount)."),
+        ("amount", "-0.00", "The amount cannot be zero (a refund is a negative amount)."),
         ("amount", "abc", "Enter a number."),
         ("amount", "1.234", "no more than 2 decimal places"),
         ("amount", "1" * 20, "no more than 14 digits"),

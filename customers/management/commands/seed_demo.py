@@ -636,6 +636,7 @@ class Command(BaseCommand):
                     amount=amount.quantize(Decimal("0.01")),
                     product=product,
                     channel=rng.choice(CHANNELS),
+                    rep_id=customer.owner_id,
                     created_by_id=customer.owner_id,
                 )
             )

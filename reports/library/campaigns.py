@@ -1,0 +1,1 @@
+"""Reports of this subject (being built)."""
