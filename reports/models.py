@@ -101,6 +101,61 @@ class SalesFact(models.Model):
         return f"transaction {self.transaction_id}"
 
 
+class Rollup(models.Model):
+    """Daily totals of a fact table for reports over every customer (users who hold
+    ``reports.view_all_reports``): one set of rows per ``dim`` — ``""`` the plain totals by day,
+    rep and department, then the same split once more by one customer dimension (``"source"`` with
+    ``value`` a source id, …). A report filtered by at most one dimension reads a few thousand of
+    these instead of scanning a million facts; with two or more it falls back to the facts."""
+
+    day = models.DateField(_("date"))
+    department = models.ForeignKey("accounts.Department", null=True, verbose_name=_("department"), **_LOOSE)
+    dim = models.CharField(_("dimension"), max_length=16, blank=True)
+    value = models.IntegerField(_("value"), null=True)
+
+    class Meta:
+        abstract = True
+
+
+class CustomerDaily(Rollup):
+    """Per day: customers created, and customers who first reached 意向 and 成交 that day (by
+    owner); and of the customers created that day, how many have reached 意向 and 成交 since."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, verbose_name=_("owner"), **_LOOSE)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    reached_intent = models.PositiveIntegerField(_("reached intent"), default=0)
+    reached_won = models.PositiveIntegerField(_("reached won"), default=0)
+    cohort_intent = models.PositiveIntegerField(_("of those created, reached intent"), default=0)
+    cohort_won = models.PositiveIntegerField(_("of those created, reached won"), default=0)
+
+    class Meta:
+        verbose_name = _("customer daily totals")
+        verbose_name_plural = _("customer daily totals")
+        indexes = [models.Index(fields=["dim", "value", "day"], name="customerdaily_dim_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.dim}={self.value}"
+
+
+class SalesDaily(Rollup):
+    """Per day and credited rep: net amount, orders (positive transactions) and refunds."""
+
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, verbose_name=_("sales rep"), **_LOOSE)
+    net_amount = models.DecimalField(_("net amount"), max_digits=16, decimal_places=2, default=0)
+    orders = models.PositiveIntegerField(_("orders"), default=0)
+    order_amount = models.DecimalField(_("order amount"), max_digits=16, decimal_places=2, default=0)
+    refunds = models.PositiveIntegerField(_("refunds"), default=0)
+    refund_amount = models.DecimalField(_("refund amount"), max_digits=16, decimal_places=2, default=0)
+
+    class Meta:
+        verbose_name = _("sales daily totals")
+        verbose_name_plural = _("sales daily totals")
+        indexes = [models.Index(fields=["dim", "value", "day"], name="salesdaily_dim_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.dim}={self.value}"
+
+
 class CustomerProfile(models.Model):
     """A customer's RFM scores and the figures the automatic tags are decided on, recomputed in
     bulk every night (``reports.profiles.profiles_refresh``)."""
