@@ -33,6 +33,10 @@ app.conf.beat_schedule = {
     "complaints-sla": {"task": "complaints.tasks.check_sla", "schedule": timedelta(minutes=5)},
     # The summary tables behind the reports and the dashboard (REPORT_REFRESH_MINUTES).
     "reports-refresh": {"task": "reports.tasks.refresh_facts", "schedule": timedelta(minutes=_refresh_minutes())},
+    # Customer profiles (RFM, automatic tags) every night, after the pool and contract jobs.
+    "reports-profiles": {"task": "reports.tasks.refresh_profiles", "schedule": crontab(hour=3, minute=0)},
+    # Scheduled report e-mails: due ones go out at 07:00 Asia/Shanghai (daily, Mondays, the 1st).
+    "reports-subscriptions": {"task": "reports.tasks.send_subscriptions", "schedule": crontab(hour=7, minute=0)},
 }
 
 
