@@ -150,7 +150,7 @@ def display(value, kind: str) -> str:
         return _("%(hours)s h") % {"hours": f"{float(value):,.1f}"}
     if kind == RATING:
         return f"{float(value):.2f}"
-    if kind == NUMBER:
+    if kind == NUMBER and isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         if isinstance(value, float):
             return f"{value:,.1f}"
         return f"{value:,}"
