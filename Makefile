@@ -44,7 +44,8 @@ check: venv
 ## BENCH_FOLLOWUPS_DATABASE_URL with BENCH_FOLLOWUPS_CUSTOMERS customers and BENCH_FOLLOWUPS_COUNT follow-ups
 ## (built once, about 6 minutes for 1,000,000 / 5,000,000, then reused; BENCH_FOLLOWUPS_ARGS e.g.
 ## "--repeat 100 --only pipeline --explain"), then the complaint desk with BENCH_COMPLAINTS_TICKETS tickets on
-## BENCH_COMPLAINTS_DATABASE_URL (the follow-ups database by default; BENCH_COMPLAINTS_ARGS likewise).
+## BENCH_COMPLAINTS_DATABASE_URL (the follow-ups database by default; BENCH_COMPLAINTS_ARGS likewise),
+## then the dashboard and every report on that database (BENCH_REPORTS_DATABASE_URL, BENCH_REPORTS_ARGS).
 ## Each prints a Markdown table.
 bench: venv
 	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench}" \
@@ -56,6 +57,8 @@ bench: venv
 	  --followups "$${BENCH_FOLLOWUPS_COUNT:-5000000}" $(BENCH_FOLLOWUPS_ARGS)
 	DATABASE_URL="$${BENCH_COMPLAINTS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_followups}" \
 	  $(PY) manage.py bench_complaints --tickets "$${BENCH_COMPLAINTS_TICKETS:-500000}" $(BENCH_COMPLAINTS_ARGS)
+	DATABASE_URL="$${BENCH_REPORTS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_followups}" \
+	  $(PY) manage.py bench_reports $(BENCH_REPORTS_ARGS)
 
 ## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
 messages: venv
