@@ -31,6 +31,7 @@ class SummaryState(models.Model):
     rows = models.PositiveIntegerField(_("rows"), default=0)
 
     class Meta:
+        default_permissions = ()  # derived data: nobody adds or edits it
         verbose_name = _("summary table")
         verbose_name_plural = _("summary tables")
 
@@ -58,6 +59,7 @@ class CustomerFact(models.Model):
     won_on = models.DateField(_("became a customer on"), null=True)
 
     class Meta:
+        default_permissions = ()  # derived data: nobody adds or edits it
         verbose_name = _("customer fact")
         verbose_name_plural = _("customer facts")
         indexes = [
@@ -89,6 +91,7 @@ class SalesFact(models.Model):
     industry = models.ForeignKey("customers.Industry", null=True, verbose_name=_("industry"), **_LOOSE)
 
     class Meta:
+        default_permissions = ()  # derived data: nobody adds or edits it
         verbose_name = _("sales fact")
         verbose_name_plural = _("sales facts")
         indexes = [
@@ -129,6 +132,7 @@ class CustomerDaily(Rollup):
     cohort_won = models.PositiveIntegerField(_("of those created, reached won"), default=0)
 
     class Meta:
+        default_permissions = ()  # derived data: nobody adds or edits it
         verbose_name = _("customer daily totals")
         verbose_name_plural = _("customer daily totals")
         indexes = [models.Index(fields=["dim", "value", "day"], name="customerdaily_dim_day")]
@@ -148,6 +152,7 @@ class SalesDaily(Rollup):
     refund_amount = models.DecimalField(_("refund amount"), max_digits=16, decimal_places=2, default=0)
 
     class Meta:
+        default_permissions = ()  # derived data: nobody adds or edits it
         verbose_name = _("sales daily totals")
         verbose_name_plural = _("sales daily totals")
         indexes = [models.Index(fields=["dim", "value", "day"], name="salesdaily_dim_day")]
