@@ -226,7 +226,7 @@ class Opportunity(models.Model):
         PROPOSAL = "proposal", _("Proposal and quote")  # 方案报价
         NEGOTIATION = "negotiation", _("Negotiation")  # 商务谈判
         WON = "won", _("Won")  # 赢单
-        LOST = "lost", _("Lost")  # 输单
+        LOST = "lost", pgettext_lazy("opportunity stage", "Lost")  # 输单, not the 流失 of a customer
 
     # The probability (percent) a stage starts with; the user may change it per opportunity.
     DEFAULT_PROBABILITY = {
@@ -274,6 +274,13 @@ class Opportunity(models.Model):
             models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
             models.Index(fields=["stage", "-created_at", "-id"], name="opportunity_stage_time"),
             models.Index(fields=["customer", "-created_at", "-id"], name="opportunity_customer_time"),
+            # Won and lost opportunities by close time (the sales report's won/lost and rep ranking).
+            models.Index(
+                fields=["closed_at"],
+                include=["stage", "amount", "owner", "customer"],
+                condition=Q(closed_at__isnull=False),
+                name="opportunity_closed",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

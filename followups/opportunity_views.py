@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import staff_permission_required
@@ -88,7 +89,7 @@ def _board_context(request: HttpRequest, rep) -> dict:
         # Translated once for the whole board rather than once per card.
         "move_to": _("Move to"),
         "won_label": _("Won"),
-        "lost_label": _("Lost"),
+        "lost_label": pgettext("opportunity stage", "Lost"),
         "limit": services.BOARD_LIMIT,
     }
 
