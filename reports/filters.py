@@ -53,6 +53,13 @@ class ReportFilters:
         return sees_all(self.user)
 
     @property
+    def sees_every_customer(self) -> bool:
+        """All customers are in scope: the reports' own permission, or customers.view_all_customers
+        (a service agent). Then ``scope_q`` is empty, and live tables must leave out deleted
+        customers themselves."""
+        return self.all_customers or not scope_filter(self.user)
+
+    @property
     def previous(self) -> tuple[datetime.date, datetime.date]:
         return periods.previous_range(self.start, self.end)
 
@@ -93,13 +100,10 @@ class ReportFilters:
 
     def scope_q(self, customer_field: str = "customer") -> Q:
         """The user's customers, on a model whose ``customer_field`` is a customer (or its id)."""
-        if self.all_customers:
+        if self.sees_every_customer:
+            # No semi-join against a million rows (a service agent sees every customer too).
             return Q()
-        scope = scope_filter(self.user)
-        if not scope:
-            # The user sees every customer (a service agent): no semi-join against a million rows.
-            return Q()
-        return Q(**{f"{customer_field}__in": Customer.objects.filter(scope).values("pk")})
+        return Q(**{f"{customer_field}__in": Customer.objects.filter(scope_filter(self.user)).values("pk")})
 
     def customers_q(self, customer_field: str = "customer") -> Q:
         """Scope plus the customer-dimension filters, for a model that does not carry the

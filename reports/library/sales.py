@@ -84,7 +84,7 @@ def opportunities(filters: ReportFilters) -> QuerySet:
     dimensions), owned by the rep or department filtered on; never those of customers in the
     recycle bin (as the pipeline board)."""
     queryset = Opportunity.objects.filter(filters.customers_q("customer"), filters.people_q("owner"))
-    if filters.all_customers and not filters.has_dimensions():
+    if filters.sees_every_customer and not filters.has_dimensions():
         # An anti-join against the few deleted customers (index customer_deleted), not a
         # semi-join against the million live ones: the board's reading (docs/performance.md).
         # With a dimension filter the customer facts already hold live customers only.
