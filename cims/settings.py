@@ -156,6 +156,12 @@ if _database_url:
         }
     except (ValueError, dj_database_url.UnknownSchemeError) as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and not env_bool("DATABASE_JIT", False):
+        # PostgreSQL's JIT compiles every query its planner costs high — the reports' aggregates
+        # over millions of rows — and the compilation alone took 0.2–0.9 s per query, more than
+        # the query. A web request is better without it (docs/performance.md).
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 else:
     DATABASES = {
         "default": {

@@ -195,6 +195,9 @@ class Ticket(models.Model):
                 condition=Q(status__in=["new", "assigned", "in_progress"]),
                 name="ticket_open_sla",
             ),
+            # The service report and the dashboard: tickets filed, and ratings given, in a range.
+            models.Index(fields=["created_at"], name="ticket_created"),
+            models.Index(fields=["rated_at"], condition=Q(rated_at__isnull=False), name="ticket_rated"),
         ]
 
     def __str__(self) -> str:

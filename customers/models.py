@@ -603,7 +603,11 @@ class Contract(models.Model):
         verbose_name = _("contract")
         verbose_name_plural = _("contracts")
         ordering = ["-start_date", "-id"]
-        indexes = [models.Index(fields=["end_date", "status"], name="contract_end_status")]
+        indexes = [
+            models.Index(fields=["end_date", "status"], name="contract_end_status"),
+            # Contract value signed in a range (the dashboard).
+            models.Index(fields=["start_date"], name="contract_start"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(end_date__gte=models.F("start_date")),

@@ -45,7 +45,7 @@ def _dimension_filters(filters: ReportFilters) -> list[str]:
 
 
 def uses_rollup(filters: ReportFilters) -> bool:
-    return filters.all_customers and len(_dimension_filters(filters)) <= 1
+    return filters.sees_every_customer and len(_dimension_filters(filters)) <= 1
 
 
 def _rollup(model, filters: ReportFilters, person: str) -> QuerySet:

@@ -15,31 +15,46 @@ def drop_permissions(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reports', '0003_daily_rollups'),
+        ("reports", "0003_daily_rollups"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='customerdaily',
-            options={'default_permissions': (), 'verbose_name': 'customer daily totals', 'verbose_name_plural': 'customer daily totals'},
+            name="customerdaily",
+            options={
+                "default_permissions": (),
+                "verbose_name": "customer daily totals",
+                "verbose_name_plural": "customer daily totals",
+            },
         ),
         migrations.AlterModelOptions(
-            name='customerfact',
-            options={'default_permissions': (), 'verbose_name': 'customer fact', 'verbose_name_plural': 'customer facts'},
+            name="customerfact",
+            options={
+                "default_permissions": (),
+                "verbose_name": "customer fact",
+                "verbose_name_plural": "customer facts",
+            },
         ),
         migrations.AlterModelOptions(
-            name='salesdaily',
-            options={'default_permissions': (), 'verbose_name': 'sales daily totals', 'verbose_name_plural': 'sales daily totals'},
+            name="salesdaily",
+            options={
+                "default_permissions": (),
+                "verbose_name": "sales daily totals",
+                "verbose_name_plural": "sales daily totals",
+            },
         ),
         migrations.AlterModelOptions(
-            name='salesfact',
-            options={'default_permissions': (), 'verbose_name': 'sales fact', 'verbose_name_plural': 'sales facts'},
+            name="salesfact",
+            options={"default_permissions": (), "verbose_name": "sales fact", "verbose_name_plural": "sales facts"},
         ),
         migrations.AlterModelOptions(
-            name='summarystate',
-            options={'default_permissions': (), 'verbose_name': 'summary table', 'verbose_name_plural': 'summary tables'},
+            name="summarystate",
+            options={
+                "default_permissions": (),
+                "verbose_name": "summary table",
+                "verbose_name_plural": "summary tables",
+            },
         ),
         migrations.RunPython(drop_permissions, migrations.RunPython.noop),
     ]

@@ -28,6 +28,10 @@
   document.addEventListener("htmx:afterSwap", function (event) {
     draw(event.detail.target || document);
   });
+  // The back button restores a page htmx pushed (the dashboard's period): draw its charts again.
+  document.addEventListener("htmx:historyRestore", function () {
+    draw(document);
+  });
   // Charts in a tab hidden at first get their width when the tab is shown.
   document.addEventListener("shown.bs.tab", function () {
     document.querySelectorAll("[data-drawn]").forEach(function (element) {

@@ -225,7 +225,7 @@ def test_it_builds_the_360_page_in_a_constant_number_of_queries(manager, client_
     with CaptureQueriesContext(connection) as many:
         assert client.get(detail(customer)).status_code == 200
     # 20 for the archive, plus the 360 timeline's four sources and the quick entry's contacts (issue 5).
-    assert len(many) == len(few) <= 29  # + product lines, files, the opportunity pick of quick entry
+    assert len(many) == len(few) <= 31  # + product lines, files, the opportunity pick of quick entry, profile (2)
 
 
 def test_it_stays_within_the_query_budget_for_a_sales_rep(
@@ -236,7 +236,9 @@ def test_it_stays_within_the_query_budget_for_a_sales_rep(
         TransactionFactory(customer=customer)
         ContractFactory(customer=customer)
     client = client_for(sales_rep)
-    with django_assert_max_num_queries(29):  # 20 + timeline, quick entry, product lines, files (issue 5)
+    with django_assert_max_num_queries(
+        31
+    ):  # 20 + timeline, quick entry, product lines, files (issue 5), profile block (issue 7)
         assert client.get(detail(customer)).status_code == 200
 
 
