@@ -6,6 +6,7 @@ app_name = "reports"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("dashboard/figures/", views.dashboard_figures, name="dashboard_figures"),
     path("reports/", views.index, name="index"),
     path("reports/refresh/", views.refresh, name="refresh"),
     path("reports/profiles/", profile_views.profiles, name="profiles"),

@@ -19,6 +19,7 @@ from customers.exporting import describe_filters
 from customers.models import Product
 from followups.models import Task
 from followups.renewals import expiring_contracts_for
+from reports import dashboard as key_figures
 from reports import facts
 from reports.filters import ReportFilterForm
 from reports.forms import SubscriptionForm
@@ -68,7 +69,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                     "stock_quantity", "code"
                 )[:LOW_STOCK_SHOWN]
             )
+    if request.user.has_perm("reports.view_report"):
+        context.update(key_figures.context_for(request))
     return render(request, "reports/dashboard.html", context)
+
+
+@staff_required
+@require_GET
+def dashboard_figures(request: HttpRequest) -> HttpResponse:
+    """The dashboard's key figures and charts for ``?period=`` (the period switch swaps them in)."""
+    if not request.user.has_perm("reports.view_report"):
+        raise PermissionDenied
+    return render(
+        request, "reports/_partials/dashboard_figures.html", key_figures.context_for(request, freshness=False)
+    )
 
 
 def _report_class(request: HttpRequest, key: str) -> type[Report]:
