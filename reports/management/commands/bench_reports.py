@@ -226,6 +226,37 @@ class Command(bench_followups.Command):
             ]
             if reps and cls.allowed(User.objects.get(pk=reps[0])):
                 scenarios.append((f"{key}, sales rep, 12 months", page(path, rep), rep_note, REPORT_TARGET_MS))
+        scenarios += self._profile_scenarios(page, constant, manager, analyst, rep, rep_note)
+        return scenarios
+
+    def _profile_scenarios(self, page, constant, manager, analyst, rep, rep_note) -> list:
+        """客户画像: the tag counts page, a tag's customer list (first page) — once the nightly job ran."""
+        from reports.models import ProfileRule, ProfileTag
+
+        if not ProfileTag.objects.exists():
+            return []
+        profiles = reverse("reports:profiles")
+        rule = ProfileRule.objects.filter(is_active=True).order_by("sort_order", "pk").first()
+        scenarios = [
+            (
+                "profiles, manager",
+                page(profiles, constant(manager.pk)),
+                "tag counts over every customer",
+                REPORT_TARGET_MS,
+            ),
+            ("profiles, analyst", page(profiles, constant(analyst.pk)), "counts only", REPORT_TARGET_MS),
+            ("profiles, sales rep", page(profiles, rep), rep_note, REPORT_TARGET_MS),
+        ]
+        if rule is not None:
+            tagged = reverse("reports:profile_tag", args=[rule.pk])
+            scenarios.append(
+                (
+                    f"profile tag list ({rule.name}), manager",
+                    page(tagged, constant(manager.pk)),
+                    "first page",
+                    REPORT_TARGET_MS,
+                )
+            )
         return scenarios
 
     def _report(self, results) -> None:
