@@ -35,7 +35,9 @@ def _layout(*, y_title: str = "", x_title: str = "", height: int = 340, **extra)
         "height": height,
         "legend": {"orientation": "h", "y": -0.2},
         "hovermode": "x unified",
-        "xaxis": {"title": {"text": x_title}, "automargin": True},
+        # Labels are names (2026-01, 2026-W09, 广东): plotly would read 2026-01 as a date and put
+        # the bars on a calendar axis with ticks of its own.
+        "xaxis": {"title": {"text": x_title}, "automargin": True, "type": "category"},
         "yaxis": {"title": {"text": y_title}, "automargin": True, "gridcolor": "#e9ecef", "rangemode": "tozero"},
         "separators": ".,",
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Department, User
 from cims.forms import FilterDateField
@@ -125,8 +126,8 @@ class ReportFilters:
 
 
 class ReportFilterForm(forms.Form):
-    start = FilterDateField(label=_("From"))
-    end = FilterDateField(label=_("To"))
+    start = FilterDateField(label=pgettext_lazy("date range", "From"))
+    end = FilterDateField(label=pgettext_lazy("date range", "To"))
     period = forms.ChoiceField(label=_("Period"), choices=periods.PERIOD_CHOICES, required=False)
     department = forms.ModelChoiceField(
         label=_("Department"), queryset=Department.objects.order_by("name"), required=False, empty_label=_("All")
@@ -181,7 +182,7 @@ class ReportFilterForm(forms.Form):
         labels = {}
         for name, bound in self.fields.items():
             value = data.get(name)
-            if value in (None, ""):
+            if value in (None, "") or name in ("start", "end"):  # the range is shown on its own
                 continue
             if isinstance(bound, forms.TypedChoiceField | forms.ChoiceField) and not isinstance(
                 bound, forms.ModelChoiceField

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from plotly.utils import PlotlyJSONEncoder
@@ -173,10 +174,10 @@ def _cell(value, kind: str):
 def _filter_rows(report: Report, filters: ReportFilters, freshness) -> list[list]:
     rows = [
         [_("Report"), str(report.title)],
-        [_("From"), filters.start.isoformat()],
-        [_("To"), filters.end.isoformat()],
+        [pgettext("date range", "From"), filters.start.isoformat()],
+        [pgettext("date range", "To"), filters.end.isoformat()],
     ]
-    rows += [[label, value] for label, value in filters.labels.items() if label not in (_("From"), _("To"))]
+    rows += [[label, value] for label, value in filters.labels.items()]
     rows.append([_("Figures as of"), timezone.localtime(freshness).strftime("%Y-%m-%d %H:%M") if freshness else "—"])
     rows.append([_("Exported at"), timezone.localtime().strftime("%Y-%m-%d %H:%M")])
     return rows

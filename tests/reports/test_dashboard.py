@@ -135,6 +135,14 @@ def data(sales_rep, other_sales_rep):
     facts_refresh()
 
 
+@pytest.fixture(autouse=True)
+def _english(settings):
+    """Figures are looked up by their English labels, on pages and in direct calls alike."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
 def figures(board) -> dict[str, tuple]:
     return {str(figure.label): (figure.value, figure.previous) for figure in board.figures}
 
