@@ -7,6 +7,7 @@ report, so the numbers can be read, exported and checked, not only looked at.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -45,6 +46,12 @@ def _layout(*, y_title: str = "", x_title: str = "", height: int = 340, **extra)
     return layout
 
 
+def _labels(values: Sequence) -> list[str]:
+    """Category names as plain text: plotly.js renders a subset of HTML in labels (<a href>, <b>),
+    and a lost reason or lookup name is typed by users."""
+    return [html.escape(str(value), quote=False) for value in values]
+
+
 def _numbers(values: Sequence) -> list:
     return [None if value is None else float(value) for value in values]
 
@@ -62,9 +69,9 @@ def bar(
     traces = []
     for name, values in series:
         if horizontal:
-            traces.append(go.Bar(y=list(categories), x=_numbers(values), name=str(name), orientation="h"))
+            traces.append(go.Bar(y=_labels(categories), x=_numbers(values), name=str(name), orientation="h"))
         else:
-            traces.append(go.Bar(x=list(categories), y=_numbers(values), name=str(name)))
+            traces.append(go.Bar(x=_labels(categories), y=_numbers(values), name=str(name)))
     extra = {"barmode": "stack" if stacked else "group", "showlegend": len(series) > 1}
     if horizontal:
         extra["yaxis"] = {"autorange": "reversed", "automargin": True}
@@ -83,9 +90,9 @@ def line(
     y2_title: str = "",
 ) -> dict:
     """Lines over periods; ``bars`` drawn underneath, on a second axis when ``y2_title`` is given."""
-    traces = [go.Bar(x=list(x), y=_numbers(values), name=str(name), opacity=0.55) for name, values in bars]
+    traces = [go.Bar(x=_labels(x), y=_numbers(values), name=str(name), opacity=0.55) for name, values in bars]
     for name, values in series:
-        trace = go.Scatter(x=list(x), y=_numbers(values), name=str(name), mode="lines+markers")
+        trace = go.Scatter(x=_labels(x), y=_numbers(values), name=str(name), mode="lines+markers")
         if y2_title:
             trace.update(yaxis="y2")
         traces.append(trace)
@@ -98,7 +105,7 @@ def line(
 
 def funnel(stages: Sequence[str], values: Sequence) -> dict:
     figure = go.Figure(
-        go.Funnel(y=list(stages), x=_numbers(values), textinfo="value+percent initial"),
+        go.Funnel(y=_labels(stages), x=_numbers(values), textinfo="value+percent initial"),
         _layout(height=300, hovermode="closest", margin={"l": 80, "r": 20, "t": 10, "b": 20}),
     )
     return figure.to_plotly_json()
@@ -106,7 +113,7 @@ def funnel(stages: Sequence[str], values: Sequence) -> dict:
 
 def pie(labels: Sequence[str], values: Sequence, *, hole: float = 0.45) -> dict:
     figure = go.Figure(
-        go.Pie(labels=list(labels), values=_numbers(values), hole=hole, sort=False),
+        go.Pie(labels=_labels(labels), values=_numbers(values), hole=hole, sort=False),
         _layout(height=300, hovermode="closest", margin={"l": 10, "r": 10, "t": 10, "b": 10}),
     )
     return figure.to_plotly_json()

@@ -27,7 +27,7 @@ from customers.models import Contract
 from followups.models import Task
 from reports import charts, facts, periods
 from reports.filters import ReportFilters, sees_all
-from reports.library.service import live_customers_only, tickets_in_scope
+from reports.library.service import tickets_in_scope
 from reports.registry import MONEY, NUMBER, PERCENT, RATING, TEXT, Chart, Figure, Table
 from reports.sources import CENT, customer_source, money, sales_source
 
@@ -330,7 +330,7 @@ class KeyFigures:
             self.filters.customers_q("customer"), self.filters.people_q("customer__owner")
         )
         rows = (
-            live_customers_only(contracts.exclude(status=Contract.Status.DRAFT), self.filters)
+            self.filters.live_only(contracts.exclude(status=Contract.Status.DRAFT))
             .order_by()
             .values("start_date")
             .annotate(total=Sum("amount"))

@@ -116,11 +116,11 @@ def _sales_sql() -> tuple[str, str]:
     """The upsert of every live customer's transactions (after the customer facts), and the
     delete of transactions gone or of customers gone."""
     select = """
-        SELECT t.id, t.customer_id, t.date, t.amount, COALESCE(t.rep_id, f.owner_id), e.department_id,
+        SELECT t.id, t.customer_id, t.date, t.amount, t.rep_id, e.department_id,
                f.source_id, f.level_id, f.customer_type_id, f.province_id, f.industry_id
         FROM customers_transaction t
         JOIN reports_customerfact f ON f.customer_id = t.customer_id
-        LEFT JOIN accounts_employee e ON e.user_id = COALESCE(t.rep_id, f.owner_id)
+        LEFT JOIN accounts_employee e ON e.user_id = t.rep_id
         WHERE true
     """
     upsert = _upsert("reports_salesfact", "transaction_id", _SALES_COLUMNS, select)

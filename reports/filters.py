@@ -13,7 +13,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -123,6 +123,17 @@ class ReportFilters:
 
     def scoped(self, queryset: QuerySet, customer_field: str = "customer") -> QuerySet:
         return queryset.filter(self.customers_q(customer_field))
+
+    def live_only(self, queryset: QuerySet, customer_field: str = "customer_id") -> QuerySet:
+        """``queryset`` (a live table: opportunities, tickets, contracts, campaign members) without
+        the rows of customers in the recycle bin. Only needed when ``scope_q`` is empty and no
+        dimension filter applies — a rep's scope and the customer facts hold live customers
+        already — and then an anti-join against the few deleted customers (index
+        customer_deleted), not a semi-join against the million live ones."""
+        if self.sees_every_customer and not self.has_dimensions():
+            deleted = Customer.all_objects.filter(pk=OuterRef(customer_field), deleted_at__isnull=False)
+            queryset = queryset.exclude(Exists(deleted))
+        return queryset
 
 
 class ReportFilterForm(forms.Form):

@@ -22,7 +22,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from plotly.utils import PlotlyJSONEncoder
 
-from customers.exporting import neutralise
+from customers.exporting import XML_ILLEGAL, neutralise
 from reports.filters import ReportFilters
 
 REPORTS: dict[str, type[Report]] = {}
@@ -168,7 +168,13 @@ def _cell(value, kind: str):
         return float(value) if kind != MONEY else value
     if isinstance(value, datetime.date | int | float):
         return value
-    return neutralise(str(value))
+    return _text(value)
+
+
+def _text(value) -> str:
+    """Text for a file: inert as a formula, without the control characters XML (XLSX) refuses
+    (a vertical tab pasted from Word into a lost reason)."""
+    return neutralise(XML_ILLEGAL.sub("", str(value)))
 
 
 def _filter_rows(report: Report, filters: ReportFilters, freshness) -> list[list]:
@@ -189,7 +195,7 @@ def to_xlsx(report: Report, filters: ReportFilters, result: ReportResult, freshn
     sheet = workbook.active
     sheet.title = _("Filters")[:31]
     for row in _filter_rows(report, filters, freshness):
-        sheet.append([neutralise(cell) for cell in row])
+        sheet.append([_text(cell) for cell in row])
     if result.figures:
         sheet.append([])
         sheet.append([_("Key figure"), _("Value"), _("Previous period"), _("Change")])
@@ -197,7 +203,7 @@ def to_xlsx(report: Report, filters: ReportFilters, result: ReportResult, freshn
             change = figure.change
             sheet.append(
                 [
-                    neutralise(str(figure.label)),
+                    _text(figure.label),
                     _cell(figure.value, figure.kind),
                     _cell(figure.previous, figure.kind),
                     float(change) if change is not None else None,
@@ -205,12 +211,12 @@ def to_xlsx(report: Report, filters: ReportFilters, result: ReportResult, freshn
             )
     used = {sheet.title}
     for table in result.tables:
-        title = "".join(ch for ch in str(table.title) if ch not in "[]:*?/\\")[:28] or table.key
+        title = "".join(ch for ch in _text(table.title) if ch not in "[]:*?/\\'")[:28] or table.key
         while title in used:
             title = title[:26] + "_" + str(len(used))
         used.add(title)
         ws = workbook.create_sheet(title)
-        ws.append([neutralise(str(header)) for header in table.headers])
+        ws.append([_text(header) for header in table.headers])
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for row in table.rows:

@@ -109,7 +109,7 @@ def subscription_send(subscription: ReportSubscription, *, today: datetime.date)
     message.attach(
         f"report-{report.key}-{filters.end:%Y%m%d}.xlsx", to_xlsx(report, filters, result, freshness), XLSX_TYPE
     )
-    message.send(fail_silently=False)
+    # Logged first: if sending fails the caller's transaction takes the entry back with it.
     log_personal_data_access(
         user=user,
         action=PersonalDataAccess.Action.EXPORT,
@@ -120,6 +120,7 @@ def subscription_send(subscription: ReportSubscription, *, today: datetime.date)
         detail=f"subscription={subscription.pk}&{subscription.query}"[:500],
         masked=True,
     )
+    message.send(fail_silently=False)
     return ""
 
 

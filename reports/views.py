@@ -15,7 +15,6 @@ from accounts.access import staff_required
 from accounts.roles import ROLE_LABELS
 from cims.models import Heartbeat, PersonalDataAccess, log_personal_data_access
 from cims.navigation import visible_items
-from customers.exporting import describe_filters
 from customers.models import Product
 from followups.models import Task
 from followups.renewals import expiring_contracts_for
@@ -177,7 +176,8 @@ def _export(request, instance: Report, filters, result, fmt: str, freshness) -> 
         object_id=instance.key,
         object_label=str(instance.title),
         rows=result.row_count,
-        detail=describe_filters({"format": fmt, **dict(request.GET.items())}),
+        # The filters as validated and re-encoded (never raw input: a NUL would fail the insert).
+        detail=f"format={fmt}&{filters.query}"[:500],
         masked=True,
         request=request,
     )
@@ -191,13 +191,26 @@ def _export(request, instance: Report, filters, result, fmt: str, freshness) -> 
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
     """Queue a refresh of the summary tables now (managers), rather than wait for the schedule."""
-    if not request.user.has_perm("reports.view_all_reports"):
+    if not may_refresh(request.user):
         raise PermissionDenied
     from reports.tasks import refresh_facts
 
-    refresh_facts.delay()
-    messages.success(request, _("The figures are being refreshed; reload the page in a minute."))
+    latest = facts.freshness()
+    if latest is not None and (timezone.now() - latest).total_seconds() < REFRESH_GAP_SECONDS:
+        messages.info(request, _("The figures were refreshed less than a minute ago."))
+    else:
+        refresh_facts.delay()
+        messages.success(request, _("The figures are being refreshed; reload the page in a minute."))
     return redirect(_safe_next(request, "reports:index"))
+
+
+REFRESH_GAP_SECONDS = 60
+
+
+def may_refresh(user) -> bool:
+    """Managers and administrators (every report and every customer), not analysts: a refresh
+    rebuilds the summary tables, a minute of database work at a million customers."""
+    return user.has_perm("reports.view_all_reports") and user.has_perm("customers.view_all_customers")
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:

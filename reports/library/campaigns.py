@@ -32,7 +32,9 @@ _SUM = DecimalField(max_digits=20, decimal_places=2)
 def members(filters: ReportFilters) -> QuerySet:
     """The members the filters count: of customers in scope and matching the customer
     dimensions, whose customer the rep (or the department's people) owns now."""
-    return CampaignMember.objects.filter(filters.customers_q("customer"), filters.people_q("customer__owner"))
+    queryset = CampaignMember.objects.filter(filters.customers_q("customer"), filters.people_q("customer__owner"))
+    # Members of customers in the recycle bin count for no one (as reps and dimension filters see it).
+    return filters.live_only(queryset)
 
 
 def whole(filters: ReportFilters) -> bool:

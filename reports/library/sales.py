@@ -20,9 +20,7 @@ from django.db.models import (
     CharField,
     Count,
     DecimalField,
-    Exists,
     F,
-    OuterRef,
     QuerySet,
     Sum,
     When,
@@ -31,7 +29,6 @@ from django.db.models.functions import TruncMonth
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from customers.models import Customer
 from followups.models import Opportunity
 from reports import charts, facts, periods
 from reports.filters import ReportFilters
@@ -84,13 +81,7 @@ def opportunities(filters: ReportFilters) -> QuerySet:
     dimensions), owned by the rep or department filtered on; never those of customers in the
     recycle bin (as the pipeline board)."""
     queryset = Opportunity.objects.filter(filters.customers_q("customer"), filters.people_q("owner"))
-    if filters.sees_every_customer and not filters.has_dimensions():
-        # An anti-join against the few deleted customers (index customer_deleted), not a
-        # semi-join against the million live ones: the board's reading (docs/performance.md).
-        # With a dimension filter the customer facts already hold live customers only.
-        deleted = Customer.all_objects.filter(pk=OuterRef("customer_id"), deleted_at__isnull=False)
-        queryset = queryset.exclude(Exists(deleted))
-    return queryset.order_by()
+    return filters.live_only(queryset).order_by()
 
 
 @register
@@ -156,7 +147,7 @@ class SalesReport(Report):
         self._period_parts(result, filters, sales["rows"], closed["rows"])
         self._rep_parts(result, by_rep, won_by_rep, labels)
         self._pipeline_parts(result, pipeline, forecast)
-        self._lost_parts(result, reasons)
+        self._lost_parts(result, reasons, filters.user)
         result.notes = self._notes(filters)
         return result
 
@@ -474,7 +465,12 @@ class SalesReport(Report):
             )
         )
 
-    def _lost_parts(self, result: ReportResult, reasons: list[tuple]) -> None:
+    def _lost_parts(self, result: ReportResult, reasons: list[tuple], user) -> None:
+        if not user.has_perm("customers.view_personal_data"):
+            # Reasons are free text a rep typed ("王总嫌贵，138…"): those who may not see personal
+            # data (analysts, service) get the count and amount, not the words.
+            reasons = [(_REASONS_HIDDEN, sum(r[1] for r in reasons), sum((r[2] for r in reasons), Decimal(0)))]
+            reasons = [row for row in reasons if row[1]]
         lost = sum(row[1] for row in reasons)
         names = [_NO_REASON if reason is None else reason for reason, _n, _a in reasons]
         result.tables.append(
@@ -533,3 +529,4 @@ class SalesReport(Report):
 
 _OTHER = _("Other reasons")
 _NO_REASON = _("No reason given")
+_REASONS_HIDDEN = _("All reasons (the texts are shown to those who may see personal data)")

@@ -17,12 +17,10 @@ from django.db import connection
 from django.db.models import (
     Case,
     Count,
-    Exists,
     F,
     FloatField,
     Func,
     IntegerField,
-    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -34,7 +32,6 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from complaints.models import Ticket, TicketCategory
-from customers.models import Customer
 from reports import charts, periods
 from reports.filters import ReportFilters
 from reports.registry import HOURS, NUMBER, PERCENT, RATING, TEXT, Chart, Figure, Report, ReportResult, Table, register
@@ -77,23 +74,12 @@ def breached_q(now: datetime.datetime) -> Q:
     )
 
 
-def live_customers_only(queryset: QuerySet, filters: ReportFilters, customer_field: str = "customer_id") -> QuerySet:
-    """``queryset`` (a live table: tickets, contracts) without the rows of customers in the recycle
-    bin, for users whose scope is every customer (``filters.scope_q`` is empty then). An anti-join
-    against the few deleted customers (index customer_deleted), not a semi-join against the
-    million live ones; a rep's scope and the customer facts hold live customers already."""
-    if filters.sees_every_customer and not filters.has_dimensions():
-        deleted = Customer.all_objects.filter(pk=OuterRef(customer_field), deleted_at__isnull=False)
-        queryset = queryset.exclude(Exists(deleted))
-    return queryset
-
-
 def tickets_in_scope(filters: ReportFilters) -> QuerySet:
     """The tickets the filters cover: of the live customers in the user's scope (service staff and
     report-wide users: every customer) and the customer dimensions; the rep and department filters
     select the customer's current owner."""
     tickets = Ticket.objects.filter(filters.customers_q("customer"), filters.people_q("customer__owner"))
-    return live_customers_only(tickets, filters).order_by()
+    return filters.live_only(tickets).order_by()
 
 
 TIMES = {

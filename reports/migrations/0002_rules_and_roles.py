@@ -11,7 +11,7 @@ RULES = [
     ("dormant", "沉睡客户", "secondary", {"days": 90}, "沉睡客户唤醒回访"),
     ("busy_no_win", "高活跃低转化", "warning", {"days": 90, "count": 5}, "梳理商机，推动成交"),
     ("new", "新客户", "success", {"days": 30}, "新客户首次回访"),
-    ("churn_risk", "流失风险", "dark", {"days": 60, "percent": 30, "score": 40, "rating": 2}, "续约风险回访"),
+    ("churn_risk", "流失风险", "dark", {"days": 60, "percent": 30, "score": 30, "rating": 2}, "续约风险回访"),
 ]
 
 

@@ -334,6 +334,36 @@ def test_it_lets_managers_queue_a_refresh_and_no_one_else(client_for, manager, s
     assert queued == [1]
 
 
+def test_it_writes_control_characters_and_markup_harmlessly(probe, client_for, manager, data, monkeypatch):
+    from reports.charts import bar
+
+    figure = bar(['<a href="https://phish.example">点此</a>'], [("n", [1])])
+    assert figure["data"][0]["x"] == ['&lt;a href="https://phish.example"&gt;点此&lt;/a&gt;']
+    original = _Probe.compute
+
+    def with_control_characters(self, filters):
+        result = original(self, filters)
+        result.tables[0].rows[0][0] = "价格\x0b太高"
+        return result
+
+    monkeypatch.setattr(_Probe, "compute", with_control_characters)
+    response = client_for(manager).get(reverse("reports:report", args=["probe"]), {"format": "xlsx", "x": "\x00"})
+    assert response.status_code == 200
+    assert load_workbook(io.BytesIO(response.content))["Net sales"]["A2"].value == "价格太高"
+    assert PersonalDataAccess.objects.get().detail.startswith("format=xlsx&")
+
+
+def test_it_lets_only_managers_refresh_and_not_twice_a_minute(client_for, manager, analyst, monkeypatch):
+    from reports import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.refresh_facts, "delay", lambda: queued.append(1))
+    assert client_for(analyst).post(reverse("reports:refresh")).status_code == 403
+    facts_refresh()
+    client_for(manager).post(reverse("reports:refresh"))
+    assert queued == []  # refreshed a moment ago
+
+
 def test_it_displays_values_the_way_chinese_finance_reads_them():
     assert display(Decimal("1234567.5"), MONEY) == "¥1,234,567.50"
     assert display(Decimal("0.1234"), "percent") == "12.3%"
