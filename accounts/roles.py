@@ -230,7 +230,6 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
     ANALYST: [
         "accounts.access_staff_ui",
         # Every report, over every customer, in aggregates only: no customer record, no personal field.
-        *_VIEW_LOOKUPS,
         *_REPORTS,
         "reports.view_all_reports",
         "reports.view_profilerule",

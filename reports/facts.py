@@ -1,8 +1,9 @@
 """The summary tables the reports read, rebuilt with set-based SQL (``facts_refresh``).
 
 ``CustomerFact`` holds each live customer's dimensions and lifecycle dates, ``SalesFact`` each
-transaction with the credited rep and the customer's dimensions: narrow rows that a report scans
-or indexes without touching the wide customer table. Celery beat runs ``facts_refresh`` every
+transaction with the credited rep and the customer's dimensions, ``TicketFact`` each ticket of a
+live customer with its dates, hours and SLA outcome: narrow rows that a report scans or indexes
+without touching the wide customer and ticket tables. Celery beat runs ``facts_refresh`` every
 ``REPORT_REFRESH_MINUTES``; each page shows ``freshness()``.
 
 A refresh is an upsert of what changed plus a delete of what is gone, in one transaction: readers
@@ -20,10 +21,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from reports.models import CustomerFact, SalesFact, SummaryState
+from reports.models import CustomerFact, SalesFact, SummaryState, TicketFact
 
-CUSTOMERS, SALES = "customer_facts", "sales_facts"
-ALL = (CUSTOMERS, SALES)
+CUSTOMERS, SALES, TICKETS = "customer_facts", "sales_facts", "ticket_facts"
+ALL = (CUSTOMERS, SALES, TICKETS)
+# The summaries the daily rollups are rebuilt from (and whose refresh time includes them).
+ROLLED_UP = (CUSTOMERS, SALES)
 
 # First day a customer reached 意向 or anything past it, and 成交 or past it (售后中 comes after 成交).
 _INTENT_OR_LATER = ("intent", "won", "after_sales")
@@ -55,6 +58,29 @@ _SALES_COLUMNS = [
     "province_id",
     "industry_id",
 ]
+_TICKET_COLUMNS = [
+    "customer_id",
+    "created_on",
+    "category_id",
+    "severity",
+    "channel",
+    "kind",
+    "status",
+    "assignee_id",
+    "owner_id",
+    "department_id",
+    "source_id",
+    "level_id",
+    "customer_type_id",
+    "province_id",
+    "industry_id",
+    "first_response_hours",
+    "resolve_hours",
+    "due",
+    "breached",
+    "rating",
+    "rated_on",
+]
 
 
 def _utc_offset_hours() -> int:
@@ -67,6 +93,14 @@ def _local_date(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"({column} AT TIME ZONE %(tz)s)::date"
     return f"date({column}, '{_utc_offset_hours():+d} hours')"
+
+
+def _hours(end: str, start: str) -> str:
+    """Hours from datetime column ``start`` to ``end`` as a float, NULL when either is. SQLite keeps
+    datetimes as UTC text: subtract the Julian day numbers there (exact to well under a second)."""
+    if connection.vendor == "postgresql":
+        return f"(CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision) / 3600.0)"
+    return f"((julianday({end}) - julianday({start})) * 24.0)"
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -132,6 +166,34 @@ def _sales_sql() -> tuple[str, str]:
     return upsert, delete
 
 
+def _ticket_sql() -> tuple[str, str]:
+    """The upsert of every live customer's tickets (after the customer facts; owner, department
+    and dimensions from them), and the delete of tickets gone or of customers gone.
+
+    Breached: resolved after the due time, or unresolved and past it at the refresh (``%(now)s``);
+    a closed ticket was resolved first, so it keeps its resolved_at."""
+    select = f"""
+        SELECT t.id, t.customer_id, {_local_date("t.created_at")}, t.category_id, t.severity, t.channel,
+               t.kind, t.status, t.assignee_id, f.owner_id, f.department_id, f.source_id, f.level_id,
+               f.customer_type_id, f.province_id, f.industry_id,
+               {_hours("t.first_response_at", "t.created_at")}, {_hours("t.resolved_at", "t.created_at")},
+               CASE WHEN t.sla_due_at IS NULL THEN false ELSE true END,
+               CASE WHEN t.sla_due_at IS NOT NULL AND (t.resolved_at > t.sla_due_at
+                         OR (t.resolved_at IS NULL AND t.sla_due_at < %(now)s)) THEN true ELSE false END,
+               t.rating, {_local_date("t.rated_at")}
+        FROM complaints_ticket t
+        JOIN reports_customerfact f ON f.customer_id = t.customer_id
+        WHERE true
+    """  # noqa: S608 - constants and column names, no user input
+    upsert = _upsert("reports_ticketfact", "ticket_id", _TICKET_COLUMNS, select)
+    delete = (
+        "DELETE FROM reports_ticketfact WHERE NOT EXISTS (SELECT 1 FROM complaints_ticket t "
+        "JOIN reports_customerfact f ON f.customer_id = t.customer_id "
+        "WHERE t.id = reports_ticketfact.ticket_id)"
+    )
+    return upsert, delete
+
+
 ROLLUP_DIMENSIONS = ("source", "level", "customer_type", "province", "industry")
 
 
@@ -171,9 +233,9 @@ def _rollup_sql() -> list[str]:
 
 
 def facts_refresh() -> dict[str, float]:
-    """Bring both summary tables up to date; returns the seconds each took."""
+    """Bring the summary tables up to date; returns the seconds each took."""
     timings: dict[str, float] = {}
-    params = {"tz": settings.TIME_ZONE}
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with transaction.atomic():
         states = {}
         for name in ALL:
@@ -182,10 +244,14 @@ def facts_refresh() -> dict[str, float]:
         for name, model, (upsert, delete) in (
             (CUSTOMERS, CustomerFact, _customer_sql()),
             (SALES, SalesFact, _sales_sql()),
+            (TICKETS, TicketFact, _ticket_sql()),
         ):
             started = time.monotonic()
+            params = {"now": now}
+            if connection.vendor == "postgresql":
+                params["tz"] = settings.TIME_ZONE
             with connection.cursor() as cursor:
-                cursor.execute(upsert, params if connection.vendor == "postgresql" else None)
+                cursor.execute(upsert, params if "%(" in upsert else None)
                 cursor.execute(delete)
             state = states[name]
             state.refreshed_at = timezone.now()
@@ -201,7 +267,7 @@ def facts_refresh() -> dict[str, float]:
                 # Rebuilt wholesale: fresh statistics keep the planner on the (dim, value, day) index.
                 cursor.execute("ANALYZE reports_customerdaily, reports_salesdaily")
         timings["rollups"] = round(time.monotonic() - started, 3)
-        for name in ALL:
+        for name in ROLLED_UP:
             # The rollups are part of what each state vouches for.
             SummaryState.objects.filter(name=name).update(seconds=states[name].seconds + timings["rollups"] / 2)
     return timings

@@ -20,6 +20,7 @@ from simple_history.models import HistoricalRecords
 from customers.models import Customer
 
 _LOOSE = {"on_delete": models.DO_NOTHING, "db_constraint": False, "related_name": "+"}
+_BARE = {**_LOOSE, "db_index": False}
 
 
 class SummaryState(models.Model):
@@ -102,6 +103,53 @@ class SalesFact(models.Model):
 
     def __str__(self) -> str:
         return f"transaction {self.transaction_id}"
+
+
+class TicketFact(models.Model):
+    """One ticket of a live customer with what the service report and the dashboard count: the
+    day it was filed and rated (Asia/Shanghai dates), the hours to first response and to
+    resolution, whether it had a due time and broke it, and the customer's owner and dimensions
+    when the row was refreshed. Only the three indexes below (no index per foreign key): the reports
+    reach the rows by date or by customer, and every index is written again when a row changes.
+    ``breached`` of a ticket still unresolved is judged at the refresh:
+    one that passes its due time afterwards counts from the next refresh on."""
+
+    ticket = models.OneToOneField("complaints.Ticket", primary_key=True, verbose_name=_("ticket"), **_LOOSE)
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), **_BARE)
+    created_on = models.DateField(_("filed on"))
+    category = models.ForeignKey("complaints.TicketCategory", verbose_name=_("category"), **_BARE)
+    severity = models.CharField(_("severity"), max_length=10)
+    channel = models.CharField(_("channel"), max_length=10)
+    kind = models.CharField(_("kind"), max_length=12)
+    status = models.CharField(_("status"), max_length=12)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, verbose_name=_("assignee"), **_BARE)
+    # The customer's owner and the owner's department when the row was refreshed.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, verbose_name=_("owner"), **_BARE)
+    department = models.ForeignKey("accounts.Department", null=True, verbose_name=_("department"), **_BARE)
+    source = models.ForeignKey("customers.CustomerSource", null=True, verbose_name=_("source"), **_BARE)
+    level = models.ForeignKey("customers.CustomerLevel", null=True, verbose_name=_("level"), **_BARE)
+    customer_type = models.ForeignKey("customers.CustomerType", null=True, verbose_name=_("customer type"), **_BARE)
+    province = models.ForeignKey("customers.Province", null=True, verbose_name=_("province"), **_BARE)
+    industry = models.ForeignKey("customers.Industry", null=True, verbose_name=_("industry"), **_BARE)
+    first_response_hours = models.FloatField(_("hours to first response"), null=True)
+    resolve_hours = models.FloatField(_("hours to resolution"), null=True)
+    due = models.BooleanField(_("has a due time"), default=False)
+    breached = models.BooleanField(_("SLA breached"), default=False)
+    rating = models.PositiveSmallIntegerField(_("satisfaction"), null=True)
+    rated_on = models.DateField(_("rated on"), null=True)
+
+    class Meta:
+        default_permissions = ()  # derived data: nobody adds or edits it
+        verbose_name = _("ticket fact")
+        verbose_name_plural = _("ticket facts")
+        indexes = [
+            models.Index(fields=["created_on"], name="ticketfact_created"),
+            models.Index(fields=["rated_on"], name="ticketfact_rated", condition=models.Q(rated_on__isnull=False)),
+            models.Index(fields=["customer"], name="ticketfact_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ticket {self.ticket_id}"
 
 
 class Rollup(models.Model):

@@ -2,14 +2,17 @@
 the time to first response and to resolution (median and p90); the SLA breach rate; satisfaction
 by category and by agent.
 
-Tickets are read live from ``complaints_ticket`` (there is no summary table of them): a handful of
-grouped queries over the range and the one before it, days folded into periods here
-(``reports.periods.fold``), percentiles in the database on PostgreSQL (``reports.sql``).
+Tickets are read from the summary table ``reports.TicketFact`` (refreshed with the other facts,
+``reports.facts``): a narrow row per ticket of a live customer with its Shanghai dates, hours and
+SLA outcome, so a year of tickets is a scan of a small table by date rather than of the wide
+ticket table with an anti-join on deleted customers. A handful of grouped queries over the range
+and the one before it, days folded into periods here (``reports.periods.fold``), percentiles in
+the database on PostgreSQL (``reports.sql``). The dashboard's open tickets stay live
+(``tickets_in_scope``).
 """
 
 from __future__ import annotations
 
-import datetime
 from collections import defaultdict
 from decimal import Decimal
 
@@ -27,13 +30,13 @@ from django.db.models import (
     Value,
     When,
 )
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from complaints.models import Ticket, TicketCategory
-from reports import charts, periods
+from reports import charts, facts, periods
 from reports.filters import ReportFilters
+from reports.models import TicketFact
 from reports.registry import HOURS, NUMBER, PERCENT, RATING, TEXT, Chart, Figure, Report, ReportResult, Table, register
 from reports.sql import PercentileCont
 
@@ -66,45 +69,38 @@ class Hours(Func):
         return f"((julianday({end}) - julianday({start})) * 24.0)", (*end_params, *start_params)
 
 
-def breached_q(now: datetime.datetime) -> Q:
-    """Tickets that broke their SLA: resolved after the due time, or unresolved and past it now
-    (a closed ticket was resolved first, so it keeps its resolved_at)."""
-    return Q(sla_due_at__isnull=False) & (
-        Q(resolved_at__gt=F("sla_due_at")) | Q(resolved_at__isnull=True, sla_due_at__lt=now)
-    )
-
-
 def tickets_in_scope(filters: ReportFilters) -> QuerySet:
-    """The tickets the filters cover: of the live customers in the user's scope (service staff and
-    report-wide users: every customer) and the customer dimensions; the rep and department filters
-    select the customer's current owner."""
+    """The live tickets the filters cover (what must be current, such as the open ones now): of the
+    live customers in the user's scope (service staff and report-wide users: every customer) and
+    the customer dimensions; the rep and department filters select the customer's current owner."""
     tickets = Ticket.objects.filter(filters.customers_q("customer"), filters.people_q("customer__owner"))
     return filters.live_only(tickets).order_by()
 
 
-TIMES = {
-    "response": ("first_response_at", "created_at"),
-    "resolve": ("resolved_at", "created_at"),
-}
+def ticket_facts_in_scope(filters: ReportFilters) -> QuerySet:
+    """The ticket facts the filters cover: the user's scope on the customer, the customer
+    dimensions and the owner (rep and department filters) as of the last refresh, on the fact."""
+    return TicketFact.objects.filter(
+        filters.scope_q("customer_id"), filters.dimension_q(), filters.people_q("owner_id", "department_id")
+    ).order_by()
+
+
+TIMES = {"response": "first_response_hours", "resolve": "resolve_hours"}
 
 
 def ticket_times(tickets: QuerySet, categories: list[int]) -> dict:
     """The hours to first response and to resolution of ``tickets`` (those filed in the range):
     median and p90 overall and by category, ``{"response": {"all": {50: h, 90: h}, "categories":
     {pk: {50: h, 90: h}}}, "resolve": …}``. A ticket not yet answered (resolved) is left out of
-    that measure; None where no ticket is left.
+    that measure; None where no ticket is left. ``tickets`` are TicketFact rows.
 
-    PostgreSQL computes all of it in one pass over the tickets, each percentile an ordered-set
+    PostgreSQL computes all of it in one pass over the facts, each percentile an ordered-set
     aggregate with a FILTER per category (reports.sql.PercentileCont): ``reports.sql.percentiles``
     would scan and sort the range once per measure and grouping, four times. SQLite fetches the
     values and applies the same interpolation (``reports.periods.percentile``).
     """
     if connection.vendor != "postgresql":
-        rows = list(
-            tickets.annotate(**{name: Hours(*columns) for name, columns in TIMES.items()}).values_list(
-                "category_id", *TIMES
-            )
-        )
+        rows = list(tickets.values_list("category_id", *TIMES.values()))
         found = {}
         for index, name in enumerate(TIMES, start=1):
             everyone, by_category = [], defaultdict(list)
@@ -121,8 +117,8 @@ def ticket_times(tickets: QuerySet, categories: list[int]) -> dict:
             }
         return found
     aggregates = {}
-    for name, columns in TIMES.items():
-        hours = Hours(*columns)
+    for name, column in TIMES.items():
+        hours = F(column)
         for point in POINTS:
             aggregates[f"{name}_{point}"] = PercentileCont(hours, point / 100)
             for pk in categories:
@@ -141,12 +137,12 @@ def ticket_times(tickets: QuerySet, categories: list[int]) -> dict:
     }
 
 
-def _measures(now: datetime.datetime) -> dict:
+def _measures() -> dict:
     return {
         "filed": Count("pk"),
-        "resolved": Count("pk", filter=Q(resolved_at__isnull=False)),
-        "with_due": Count("pk", filter=Q(sla_due_at__isnull=False)),
-        "breached": Count("pk", filter=breached_q(now)),
+        "resolved": Count("pk", filter=Q(resolve_hours__isnull=False)),
+        "with_due": Count("pk", filter=Q(due=True)),
+        "breached": Count("pk", filter=Q(breached=True)),
     }
 
 
@@ -182,36 +178,33 @@ class ServiceReport(Report):
     )
     icon = "headset"
     permissions = ("reports.view_all_reports", "complaints.view_ticket")
-    # Read live from the tickets: the page says "as of now".
-    summaries = ()
+    summaries = (facts.CUSTOMERS, facts.TICKETS)
     default_period = periods.MONTH
 
     def compute(self, filters: ReportFilters) -> ReportResult:
-        now = timezone.now()
-        low, high = periods.local_bounds(filters.start, filters.end)
-        before_start, before_end = filters.previous
-        before_low, _before_high = periods.local_bounds(before_start, before_end)
-        tickets = tickets_in_scope(filters)
-        both = tickets.filter(created_at__gte=before_low, created_at__lt=high)
-        filed = tickets.filter(created_at__gte=low, created_at__lt=high)
+        before_start, _before_end = filters.previous
+        tickets = ticket_facts_in_scope(filters)
+        both = tickets.filter(created_on__gte=before_start, created_on__lte=filters.end)
+        filed = tickets.filter(created_on__gte=filters.start, created_on__lte=filters.end)
 
         by_day = list(
-            both.annotate(day=periods.local_date("created_at"))
-            .values("day")
-            .annotate(**_measures(now))
-            .values_list("day", "filed", "resolved", "with_due", "breached")
+            both.values("created_on")
+            .annotate(**_measures())
+            .values_list("created_on", "filed", "resolved", "with_due", "breached")
         )
         by_dims = list(
             filed.values("category_id", "severity", "channel").annotate(
-                **_measures(now), open=Count("pk", filter=Q(status__in=Ticket.OPEN_STATUSES))
+                **_measures(), open=Count("pk", filter=Q(status__in=Ticket.OPEN_STATUSES))
             )
         )
         categories = dict(TicketCategory.objects.order_by("sort_order", "name").values_list("pk", "name"))
         times = ticket_times(filed, list(categories))
         ratings = list(
-            tickets.filter(rated_at__gte=before_low, rated_at__lt=high, rating__isnull=False)
+            tickets.filter(rated_on__gte=before_start, rated_on__lte=filters.end, rating__isnull=False)
             .annotate(
-                window=Case(When(rated_at__gte=low, then=Value(1)), default=Value(0), output_field=IntegerField())
+                window=Case(
+                    When(rated_on__gte=filters.start, then=Value(1)), default=Value(0), output_field=IntegerField()
+                )
             )
             .values("window", "category_id", "assignee_id")
             .annotate(n=Count("pk"), total=Sum("rating"))
@@ -523,16 +516,17 @@ class ServiceReport(Report):
     def _notes(self, filters: ReportFilters) -> list[str]:
         notes = [
             _(
-                "SLA breach rate = tickets filed in the range that were resolved after their due time, or are "
-                "unresolved and past it now, ÷ tickets filed in the range that have a due time."
+                "SLA breach rate = tickets filed in the range that were resolved after their due time, or were "
+                "unresolved and past it at the last refresh of the summary tables, ÷ tickets filed in the range "
+                "that have a due time."
             ),
             _(
                 "Times are hours from filing to the first reply the customer saw and to resolution (median and "
                 "90th percentile); satisfaction counts the tickets rated in the range (1–5)."
             ),
             _(
-                "Read live from the tickets (not from the summary tables): the figures are as of now. The rep "
-                "and department filters select the customer's current owner."
+                "Read from the summary tables: the figures, the status (open now) and the owner are as of "
+                "their last refresh. The rep and department filters select the customer's owner."
             ),
         ]
         if not filters.sees_every_customer:

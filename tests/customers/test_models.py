@@ -64,15 +64,17 @@ def test_it_allows_one_primary_contact_per_customer():
     assert customer.contacts.filter(is_primary=True).count() == 1
 
 
-@pytest.mark.parametrize("amount", ["0", "-1.00"])
-def test_it_refuses_a_transaction_without_a_positive_amount(amount):
+@pytest.mark.parametrize("amount", ["0", "0.00", "-0.00"])
+def test_it_refuses_a_transaction_of_nothing_but_keeps_a_refund(amount):
     customer = CustomerFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         TransactionFactory(customer=customer, amount=amount)
     assert not Transaction.objects.exists()
     kept = TransactionFactory(customer=customer, amount="0.01")
+    refund = TransactionFactory(customer=customer, amount="-1.00")
     kept.refresh_from_db()
-    assert kept.amount == Decimal("0.01")
+    refund.refresh_from_db()
+    assert (kept.amount, refund.amount) == (Decimal("0.01"), Decimal("-1.00"))
 
 
 def test_it_refuses_a_contract_that_ends_before_it_starts():

@@ -216,6 +216,28 @@ def test_it_limits_a_rep_to_their_customers_and_their_own_tasks(data, sales_rep)
     assert [str(value) for value in found["Average satisfaction"]] == ["3.50", "4.00"]
 
 
+def test_it_reads_open_tickets_live_and_the_filed_ones_from_the_facts(data, manager):
+    customer = Customer.objects.get(name="海淀科技")
+    # Since the refresh: b's ticket was resolved, and a new one filed at 09:00 was due at 09:30.
+    Ticket.objects.filter(status=S.IN_PROGRESS).update(status=S.RESOLVED, resolved_at=at(2026, 11, 24, 8))
+    Ticket.objects.create(
+        customer=customer,
+        category=TicketCategory.objects.get(name="产品质量"),
+        subject="工单",
+        description="工单",
+        created_at=at(2026, 11, 24, 9),
+        sla_due_at=at(2026, 11, 24, 9, 30),
+    )
+    found = figures(board_for(manager))
+    # Open now: a, g, d and the new one (b's is resolved); past due: a, g and the new one.
+    assert found["Open tickets"] == (4, None)
+    assert found["Open tickets past their SLA"] == (3, None)
+    # Filed: the facts as of the refresh, until the next one.
+    assert found["Tickets filed"] == (4, 2)
+    facts_refresh()
+    assert figures(board_for(manager))["Tickets filed"] == (5, 2)
+
+
 def test_it_computes_this_week_and_this_quarter(data, manager):
     week = figures(board_for(manager, "week"))
     assert week["New customers"] == (0, 0)

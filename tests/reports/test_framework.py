@@ -16,11 +16,12 @@ from openpyxl import load_workbook
 
 from accounts.models import Department, Employee
 from cims.models import PersonalDataAccess
+from complaints.models import Ticket, TicketCategory
 from customers.models import CustomerLevel, CustomerSource, StatusChange, Transaction
 from reports import periods
 from reports.facts import facts_refresh, freshness
 from reports.filters import ReportFilterForm, default_filters
-from reports.models import CustomerDaily, CustomerFact, SalesDaily, SalesFact
+from reports.models import CustomerDaily, CustomerFact, SalesDaily, SalesFact, SummaryState, TicketFact
 from reports.registry import MONEY, NUMBER, REPORTS, TEXT, Chart, Figure, Report, ReportResult, Table, display
 from reports.sources import customer_source, money, sales_source, uses_rollup
 from reports.sql import percentiles
@@ -155,6 +156,63 @@ def test_it_refreshes_changes_and_removals_again(data, sales_rep, other_sales_re
     assert list(SalesFact.objects.values_list("amount", flat=True)) == [Decimal("5000.00")]
     assert SalesDaily.objects.filter(dim="").count() == 1
     assert CustomerDaily.objects.filter(dim="", created__gt=0).count() == 2
+
+
+def test_it_builds_the_ticket_facts_with_hours_shanghai_dates_and_the_breach_at_refresh(
+    data, lookups, sales_rep, other_sales_rep
+):
+    category = TicketCategory.objects.get_or_create(name="产品质量")[0]
+
+    def ticket(customer, created, **fields):
+        return Ticket.objects.create(
+            customer=customer, category=category, subject="工单", description="工单", created_at=created, **fields
+        )
+
+    # Filed at 00:30 on March 1 in Shanghai (February 28 in UTC), resolved after its due time,
+    # rated 00:10 on March 3 in Shanghai (March 2 in UTC).
+    late = ticket(
+        data["c1"],
+        at(2026, 3, 1, 0, 30),
+        status="closed",
+        first_response_at=at(2026, 3, 1, 2, 0),  # 1.5 h
+        resolved_at=at(2026, 3, 2, 0, 30),  # 24 h
+        sla_due_at=at(2026, 3, 1, 12, 0),
+        rating=4,
+        rated_at=at(2026, 3, 3, 0, 10),
+    )
+    # Unresolved and past its due time at the refresh.
+    overdue = ticket(data["c3"], at(2026, 3, 2, 9), status="in_progress", sla_due_at=at(2026, 3, 3, 9))
+    # Unresolved, due long after the refresh; and one without a due time, filed 23:59 on February 28.
+    pending = ticket(data["c3"], at(2026, 3, 2, 10), sla_due_at=at(2099, 1, 1, 9))
+    undue = ticket(data["c2"], at(2026, 2, 28, 23, 59))
+    ticket(data["gone"], at(2026, 3, 3, 10), sla_due_at=at(2026, 3, 4, 10))  # a deleted customer's
+    facts_refresh()
+
+    facts = {fact.ticket_id: fact for fact in TicketFact.objects.all()}
+    assert set(facts) == {late.pk, overdue.pk, pending.pk, undue.pk}
+    row = facts[late.pk]
+    assert (row.created_on, row.rated_on, row.rating, row.status) == (D(2026, 3, 1), D(2026, 3, 3), 4, "closed")
+    assert (row.first_response_hours, row.resolve_hours) == (pytest.approx(1.5), pytest.approx(24.0))
+    assert (row.due, row.breached) == (True, True)
+    assert (row.owner, row.source, row.level, row.category) == (sales_rep, lookups["web"], lookups["vip"], category)
+    row = facts[overdue.pk]
+    assert (row.first_response_hours, row.resolve_hours, row.due, row.breached) == (None, None, True, True)
+    assert (row.owner, row.source, row.rated_on) == (other_sales_rep, lookups["fair"], None)
+    assert (facts[pending.pk].due, facts[pending.pk].breached) == (True, False)
+    assert (facts[undue.pk].created_on, facts[undue.pk].due, facts[undue.pk].breached) == (D(2026, 2, 28), False, False)
+    assert SummaryState.objects.get(name="ticket_facts").rows == 4
+
+    # Resolved in time after all, deleted, and a customer moved to the other rep: the next refresh follows.
+    Ticket.objects.filter(pk=overdue.pk).update(status="resolved", resolved_at=at(2026, 3, 3, 8))
+    Ticket.objects.filter(pk=undue.pk).delete()
+    data["c1"].owner = other_sales_rep
+    data["c1"].save()
+    facts_refresh()
+    facts = {fact.ticket_id: fact for fact in TicketFact.objects.all()}
+    assert set(facts) == {late.pk, overdue.pk, pending.pk}
+    assert (facts[overdue.pk].resolve_hours, facts[overdue.pk].breached) == (pytest.approx(23.0), False)
+    assert facts[late.pk].owner == other_sales_rep
+    assert SummaryState.objects.get(name="ticket_facts").rows == 3
 
 
 def test_it_gives_the_same_numbers_from_the_rollups_and_from_the_facts(data, manager, lookups):

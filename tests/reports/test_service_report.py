@@ -20,6 +20,7 @@ from complaints.models import Ticket, TicketCategory
 from customers import services as customer_services
 from customers.models import Customer
 from reports import periods
+from reports.facts import facts_refresh
 from reports.filters import ReportFilters
 from reports.library.service import Hours, ServiceReport
 from tests.customers.factories import CustomerFactory
@@ -87,7 +88,7 @@ def data(sales_rep, other_sales_rep, service_agent, agent2):
     )
     Customer.all_objects.filter(pk=gone.pk).update(deleted_at=timezone.now())
     later = timezone.now() + datetime.timedelta(days=30)
-    return {
+    tickets = {
         # The first minutes of March in Shanghai, still February 28 in UTC.
         "t1": ticket(
             mine,
@@ -192,6 +193,9 @@ def data(sales_rep, other_sales_rep, service_agent, agent2):
             rated_at=at(2026, 3, 5, 10, 0),
         ),
     }
+    # The report reads the ticket facts (reports.facts); the refresh judges t3 overdue now.
+    facts_refresh()
+    return tickets
 
 
 def march(user, **extra) -> ReportFilters:
@@ -341,6 +345,7 @@ def test_it_lets_a_manager_filter_by_the_customers_current_owner(data, manager, 
 def test_it_lets_a_manager_filter_by_the_owners_department(data, manager, sales_rep):
     department = DepartmentFactory(name="华北销售部")
     EmployeeFactory(user=sales_rep, department=department, name=sales_rep.name)
+    facts_refresh()  # the facts carry the owner's department as of the refresh
     found = figures(ServiceReport().compute(march(manager, department=department)))
     assert found["Tickets filed"] == (4, 1)
 

@@ -105,6 +105,7 @@ class Command(bench_followups.Command):
         "complaints_ticket",
         "reports_customerfact",
         "reports_salesfact",
+        "reports_ticketfact",
     )
 
     def _vacuum(self) -> None:
