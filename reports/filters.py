@@ -106,12 +106,15 @@ class ReportFilters:
             return Q()
         # The owned part and the rest apart (customers.access.scope_split): "owner = me" alone is an
         # index-only scan of customer_live_owner, where the OR of every source visits the heap
-        # page of each owned customer — 100,000 random pages for a rep who owns 100,000.
+        # page of each owned customer — 100,000 random pages for a rep who owns 100,000. And one
+        # IN over their UNION ALL (the parts are disjoint), not an OR of two: PostgreSQL plans the
+        # OR as a filter over every fact of the range (210 ms for a rep's 2,000 customers), the
+        # single IN as a semi-join through the facts' customer index (11 ms).
         owned, others = scope_split(self.user)
-        q = Q(**{f"{customer_field}__in": Customer.objects.filter(owned).values("pk")})
+        ids = Customer.objects.filter(owned).order_by().values("pk")
         if others is not None:
-            q |= Q(**{f"{customer_field}__in": Customer.objects.filter(others).values("pk")})
-        return q
+            ids = ids.union(Customer.objects.filter(others).order_by().values("pk"), all=True)
+        return Q(**{f"{customer_field}__in": ids})
 
     def customers_q(self, customer_field: str = "customer") -> Q:
         """Scope plus the customer-dimension filters, for a model that does not carry the
