@@ -72,11 +72,15 @@ class Span:
 
 
 def _months_back(day: datetime.date, months: int) -> datetime.date:
-    """The same day ``months`` earlier, or that month's last day when it is shorter (March 31 → February 28)."""
+    """The same day ``months`` earlier, or that month's last day when it is shorter (March 31 →
+    February 28); a month's last day maps to the last day (June 30 → March 31, the whole quarter)."""
     index = day.year * 12 + day.month - 1 - months
     year, month = divmod(index, 12)
     month += 1
-    return datetime.date(year, month, min(day.day, monthrange(year, month)[1]))
+    last = monthrange(year, month)[1]
+    if day.day == monthrange(day.year, day.month)[1]:
+        return datetime.date(year, month, last)
+    return datetime.date(year, month, min(day.day, last))
 
 
 def span_for(period: str, today: datetime.date) -> Span:
