@@ -1,51 +1,13 @@
-"""The reports in the Django admin: administrators edit the profile rules' thresholds (history
-kept); the derived tables (profiles, tags, summary states) are read-only; report subscriptions can
+"""The reports in the Django admin: administrators edit the profile rules' thresholds (their
+ranges are the model fields' validators; history kept); the derived tables (profiles, tags, summary states) are read-only; report subscriptions can
 be listed and removed."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from reports.models import CustomerProfile, ProfileRule, ProfileTag, ReportSubscription, SummaryState
-
-
-class ProfileRuleForm(forms.ModelForm):
-    class Meta:
-        model = ProfileRule
-        fields = [
-            "kind",
-            "name",
-            "color",
-            "is_active",
-            "percent",
-            "days",
-            "count",
-            "score",
-            "rating",
-            "action",
-            "action_days",
-            "sort_order",
-        ]
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        errors = {}
-        if cleaned.get("percent") is not None and not 1 <= cleaned["percent"] <= 100:
-            errors["percent"] = _("A percentage from 1 to 100.")
-        if cleaned.get("days") is not None and cleaned["days"] < 1:
-            errors["days"] = _("At least 1 day.")
-        if cleaned.get("count") is not None and cleaned["count"] < 1:
-            errors["count"] = _("At least 1 follow-up.")
-        if cleaned.get("score") is not None and not 1 <= cleaned["score"] <= 100:
-            errors["score"] = _("A score from 1 to 100.")
-        if cleaned.get("rating") is not None and not 1 <= cleaned["rating"] <= 5:
-            errors["rating"] = _("A rating from 1 to 5.")
-        if errors:
-            raise forms.ValidationError(errors)
-        return cleaned
 
 
 @admin.register(ProfileRule)
@@ -53,7 +15,6 @@ class ProfileRuleAdmin(SimpleHistoryAdmin):
     """One rule per kind (seeded by a migration): the kind is fixed; a rule is switched off with
     "in use" rather than deleted (deleting it would drop its tags' history of since-dates)."""
 
-    form = ProfileRuleForm
     list_display = ["name", "kind", "is_active", "percent", "days", "count", "score", "rating", "action", "sort_order"]
     list_editable = ["is_active", "sort_order"]
     fields = [

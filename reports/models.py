@@ -12,6 +12,7 @@ refresh drops its row.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +21,12 @@ from simple_history.models import HistoricalRecords
 from customers.models import Customer
 
 _LOOSE = {"on_delete": models.DO_NOTHING, "db_constraint": False, "related_name": "+"}
+
+
+def _between(low: int, high: int, message) -> list:
+    return [MinValueValidator(low, message), MaxValueValidator(high, message)]
+
+
 _BARE = {**_LOOSE, "db_index": False}
 
 
@@ -257,24 +264,34 @@ class ProfileRule(models.Model):
     percent = models.PositiveSmallIntegerField(
         _("percent"),
         default=20,
+        validators=[*_between(1, 100, _("A percentage from 1 to 100."))],
         help_text=_("High value: the top share of customers (%). Churn risk: a spend fall of at least this much (%)."),
     )
     days = models.PositiveIntegerField(
         _("days"),
         default=90,
+        validators=[MinValueValidator(1, _("At least 1 day."))],
         help_text=_(
             "Dormant: days without purchase or follow-up. New: days since created. Active: the window counted. Churn risk: days until the contract ends."
         ),
     )
     count = models.PositiveIntegerField(
-        _("count"), default=5, help_text=_("Active but not converting: at least this many follow-ups in the window.")
+        _("count"),
+        default=5,
+        validators=[MinValueValidator(1, _("At least 1 follow-up."))],
+        help_text=_("Active but not converting: at least this many follow-ups in the window."),
     )
+    # 30: any one of the renewal-risk factors alone reaches it (reports.profiles' weights 40/30/30).
     score = models.PositiveSmallIntegerField(
-        _("score"), default=40, help_text=_("Churn risk: the renewal-risk score (0–100) from which the tag is given.")
+        _("score"),
+        default=30,
+        validators=[*_between(1, 100, _("A score from 1 to 100."))],
+        help_text=_("Churn risk: the renewal-risk score (0–100) from which the tag is given."),
     )
     rating = models.PositiveSmallIntegerField(
         _("low satisfaction"),
         default=2,
+        validators=[*_between(1, 5, _("A rating from 1 to 5."))],
         help_text=_("Churn risk: an average rating at or below this is low satisfaction."),
     )
     action = models.CharField(

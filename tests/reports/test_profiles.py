@@ -651,3 +651,28 @@ def test_it_lets_an_administrator_edit_thresholds_within_bounds(administrator, c
     for name in ("customerprofile", "profiletag", "summarystate", "reportsubscription", "profilerule"):
         assert client.get(reverse(f"admin:reports_{name}_changelist")).status_code == 200
     assert client.get(reverse("admin:reports_profiletag_add")).status_code == 403
+
+
+def test_it_keeps_rule_thresholds_in_range_in_the_admin(client_for, administrator):
+    rule = ProfileRule.objects.get(kind=K.HIGH_VALUE)
+    url = reverse("admin:reports_profilerule_change", args=[rule.pk])
+    data = {
+        "name": rule.name,
+        "color": rule.color,
+        "is_active": "on",
+        "percent": "0",
+        "days": "0",
+        "count": "5",
+        "score": "101",
+        "rating": "6",
+        "action": rule.action,
+        "action_days": "3",
+        "sort_order": "10",
+    }
+    response = client_for(administrator).post(url, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors["percent"] == ["1 到 100 之间的百分比。"] and errors["days"] == ["至少 1 天。"]
+    assert errors["score"] == ["1 到 100 之间的分数。"] and errors["rating"] == ["1 到 5 之间的评分。"]
+    rule.refresh_from_db()
+    assert rule.percent == 20
