@@ -7,8 +7,6 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -23,6 +21,7 @@ from reports import profiles as engine
 from reports.filters import sees_all
 from reports.models import CustomerProfile, ProfileRule, ProfileTag
 from reports.registry import NUMBER, TEXT, Chart, Table
+from reports.views import safe_next
 
 PER_PAGE = 50
 # Bootstrap's palette: a rule's colour (edited in the admin) outside it shows as grey.
@@ -181,13 +180,6 @@ def profile_tag(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "reports/profile_tag.html", context)
 
 
-def _back(request: HttpRequest) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
-        return target
-    return reverse("reports:profiles")
-
-
 @staff_required
 @require_POST
 def profile_tasks(request: HttpRequest, pk: int) -> HttpResponse:
@@ -199,7 +191,7 @@ def profile_tasks(request: HttpRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(ProfileRule, pk=pk)
     if not rule.action:
         messages.error(request, _("This tag suggests no action: an administrator can set one in the rule."))
-        return redirect(_back(request))
+        return redirect(safe_next(request, "reports:profiles"))
     pending = engine.profile_tasks_pending(rule=rule, by=user)
     if pending > engine.SYNC_TASK_LIMIT:
         from reports.tasks import create_profile_tasks
@@ -210,7 +202,7 @@ def profile_tasks(request: HttpRequest, pk: int) -> HttpResponse:
             _("More than %(count)s customers: the tasks are being created in the background.")
             % {"count": f"{engine.SYNC_TASK_LIMIT:,}"},
         )
-        return redirect(_back(request))
+        return redirect(safe_next(request, "reports:profiles"))
     created = engine.profile_tasks_create(rule=rule, by=user)
     messages.success(request, _("Tasks created for the owners of %(count)s customers.") % {"count": created})
-    return redirect(_back(request))
+    return redirect(safe_next(request, "reports:profiles"))

@@ -7,7 +7,9 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -133,9 +135,8 @@ def report(request: HttpRequest, key: str) -> HttpResponse:
     cls = _report_class(request, key)
     instance = cls()
     query = _filter_query(request)
-    form = ReportFilterForm(request.GET or None, user=request.user, default_period=cls.default_period)
-    if not request.GET:
-        form = ReportFilterForm({}, user=request.user, default_period=cls.default_period)
+    # Always bound: no filters at all is valid and means the report's defaults.
+    form = ReportFilterForm(request.GET, user=request.user, default_period=cls.default_period)
     fmt = request.GET.get("format", "")
     if fmt and fmt not in EXPORT_TYPES:
         messages.error(request, _("Unknown export format."))
@@ -201,7 +202,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
     else:
         refresh_facts.delay()
         messages.success(request, _("The figures are being refreshed; reload the page in a minute."))
-    return redirect(_safe_next(request, "reports:index"))
+    return redirect(safe_next(request, "reports:index"))
 
 
 REFRESH_GAP_SECONDS = 60
@@ -213,10 +214,8 @@ def may_refresh(user) -> bool:
     return user.has_perm("reports.view_all_reports") and user.has_perm("customers.view_all_customers")
 
 
-def _safe_next(request: HttpRequest, default: str) -> str:
-    from django.urls import reverse
-    from django.utils.http import url_has_allowed_host_and_scheme
-
+def safe_next(request: HttpRequest, default: str) -> str:
+    """The POSTed ``next`` when it stays on this site, else the URL named ``default``."""
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
         return target
@@ -257,8 +256,6 @@ def _relative_query(query: str) -> str:
 
 
 def _report_url(key: str) -> str:
-    from django.urls import reverse
-
     return reverse("reports:report", args=[key])
 
 
