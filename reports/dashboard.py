@@ -22,7 +22,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from complaints.models import Ticket
-from customers.access import scope_filter
 from customers.models import Contract
 from followups.models import Task
 from reports import charts, facts, periods
@@ -91,18 +90,6 @@ def span_for(period: str, today: datetime.date) -> Span:
     else:
         previous_end = _months_back(today, _MONTHS_BACK[period])
     return Span(period, start, today, previous_start, previous_end)
-
-
-class DashboardFilters(ReportFilters):
-    """The reports' filters for the dashboard's range, where whoever sees every customer (service
-    staff hold customers.view_all_customers) reads the daily rollups as a manager does: the same
-    numbers as the facts without their scope (reports.sources checks both give the same), from a
-    few thousand rows instead of a million."""
-
-    @property
-    def all_customers(self) -> bool:
-        # ReportFilters.sees_every_customer's rule, not the property itself (it asks this one).
-        return sees_all(self.user) or not scope_filter(self.user)
 
 
 @dataclass
@@ -207,7 +194,7 @@ class KeyFigures:
 
     def __init__(self, user, span: Span, now: datetime.datetime):
         self.user, self.span, self.now = user, span, now
-        self.filters = DashboardFilters(user=user, start=span.start, end=span.end, period=span.grain)
+        self.filters = ReportFilters(user=user, start=span.start, end=span.end, period=span.grain)
         self.all = sees_all(user)
         self.may_sales = self.all or user.has_perm("customers.view_transaction")
         self.may_contracts = self.all or user.has_perm("customers.view_contract")
@@ -448,7 +435,7 @@ class KeyFigures:
                 "Average order value (客单价) = net sales (refunds subtracted) ÷ orders (positive transactions)."
             )
         ]
-        if not self.filters.all_customers:
+        if not self.filters.sees_every_customer:
             notes.append(_("The figures cover the customers you may see now."))
         if self.may_tasks:
             notes.append(
