@@ -43,7 +43,6 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Count
 from django.test import Client
-from django.test.utils import override_settings
 from django.urls import reverse
 
 from accounts import roles
@@ -53,7 +52,7 @@ from accounts.services import employee_save
 from cims.models import next_sequence_block
 from cims.pgcopy import copy_text
 from complaints.models import Ticket, TicketAttachment, TicketAttachmentContent, TicketCategory, TicketEvent
-from customers.management.commands.bench_customers import ensure_database
+from customers.management.commands.bench_customers import ensure_database, served_over_plain_http
 from customers.models import Customer
 from followups.management.commands import bench_followups
 from followups.management.commands.bench_followups import BATCH, Result, _Rows, _stamp, _Writer
@@ -220,16 +219,7 @@ class Command(bench_followups.Command):
         self.customer_seconds = self._customers(options["customers"])
         self.build_seconds = self._tickets(options)
         self.total_seconds = time.monotonic() - started
-        with override_settings(
-            ALLOWED_HOSTS=["testserver"],
-            SECURE_SSL_REDIRECT=False,
-            SESSION_COOKIE_SECURE=False,
-            CSRF_COOKIE_SECURE=False,
-            STORAGES={
-                **settings.STORAGES,
-                "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-            },
-        ):
+        with served_over_plain_http():
             results = []
             for scenario in self._scenarios():
                 if options["only"] and options["only"] not in scenario[0]:

@@ -66,6 +66,21 @@ class Result:
         return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+def served_over_plain_http():
+    """Production settings, apart from what the test client cannot do (HTTPS, a collected static
+    manifest): the settings every benchmark drives its views under."""
+    return override_settings(
+        ALLOWED_HOSTS=["testserver"],
+        SECURE_SSL_REDIRECT=False,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    )
+
+
 def ensure_database() -> None:
     """Create the benchmark database when it does not exist yet (PostgreSQL only)."""
     import psycopg2
@@ -114,16 +129,7 @@ class Command(BaseCommand):
             views_source = (settings.BASE_DIR / "customers" / "views.py").read_text(encoding="utf-8")
             mode = "queries" if "PLACEHOLDER" in views_source else "views"
         self.mode = mode
-        with override_settings(
-            ALLOWED_HOSTS=["testserver"],
-            SECURE_SSL_REDIRECT=False,
-            SESSION_COOKIE_SECURE=False,
-            CSRF_COOKIE_SECURE=False,
-            STORAGES={
-                **settings.STORAGES,
-                "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-            },
-        ):
+        with served_over_plain_http():
             self._cast()
             scenarios = self._view_scenarios() if mode == "views" else self._query_scenarios()
             results = []

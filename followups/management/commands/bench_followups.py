@@ -36,13 +36,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, models, transaction
 from django.test import Client
-from django.test.utils import CaptureQueriesContext, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -52,7 +51,7 @@ from accounts.models import Department, Employee, User
 from accounts.services import employee_save
 from cims.models import next_sequence_block
 from cims.pgcopy import copy_text
-from customers.management.commands.bench_customers import ensure_database
+from customers.management.commands.bench_customers import ensure_database, served_over_plain_http
 from customers.models import Contract, Customer, StatusChange, Transaction
 from followups.models import FollowUp, Opportunity, OpportunityLine, Task
 from followups.services import TimelineItem
@@ -253,16 +252,7 @@ class Command(BaseCommand):
         self.customer_seconds = self._customers(options["customers"])
         self.build_seconds = self._followups(options)
         self.total_seconds = time.monotonic() - started
-        with override_settings(
-            ALLOWED_HOSTS=["testserver"],
-            SECURE_SSL_REDIRECT=False,
-            SESSION_COOKIE_SECURE=False,
-            CSRF_COOKIE_SECURE=False,
-            STORAGES={
-                **settings.STORAGES,
-                "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-            },
-        ):
+        with served_over_plain_http():
             results = []
             for scenario in self._scenarios():
                 if options["only"] and options["only"] not in scenario[0]:

@@ -22,16 +22,15 @@ import statistics
 import time
 from collections.abc import Callable
 
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Count
-from django.test.utils import override_settings
 from django.urls import reverse
 
 from accounts import roles
 from accounts.models import Department, User
+from customers.management.commands.bench_customers import served_over_plain_http
 from customers.models import Customer, CustomerLevel, Province, Transaction
 from followups.management.commands import bench_followups
 from reports import facts
@@ -77,16 +76,7 @@ class Command(bench_followups.Command):
         self.load_before = os.getloadavg()
         self.refresh_lines = [] if options["no_refresh"] else self._refresh()
         self._vacuum()
-        with override_settings(
-            ALLOWED_HOSTS=["testserver"],
-            SECURE_SSL_REDIRECT=False,
-            SESSION_COOKIE_SECURE=False,
-            CSRF_COOKIE_SECURE=False,
-            STORAGES={
-                **settings.STORAGES,
-                "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-            },
-        ):
+        with served_over_plain_http():
             results = []
             for name, run, note, target in self._scenarios():
                 if options["only"] and options["only"] not in name:
