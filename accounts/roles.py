@@ -93,6 +93,10 @@ _REPORTS = [
     "reports.delete_reportsubscription",
 ]
 
+# The year-end lottery: every staff member sees the events and the winners, masked unless they hold
+# lottery.view_winner_details. Creating, publishing, drawing and announcing are the administrator's.
+_LOTTERY_VIEW = ["lottery.view_lotteryevent", "lottery.view_lotterytier", "lottery.view_lotterywinner"]
+
 ROLE_PERMISSIONS: dict[str, str | list[str]] = {
     ADMIN: ALL,
     MANAGER: [
@@ -161,6 +165,9 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "reports.view_profiletag",
         "reports.view_profilerule",
         "reports.act_on_profiles",
+        *_LOTTERY_VIEW,
+        "lottery.view_winner_details",
+        "lottery.export_winners",
     ],
     SALES: [
         "accounts.access_staff_ui",
@@ -203,6 +210,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "reports.view_customerprofile",
         "reports.view_profiletag",
         "reports.view_profilerule",
+        *_LOTTERY_VIEW,
     ],
     SERVICE: [
         "accounts.access_staff_ui",
@@ -226,6 +234,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         *_VIEW_CONSENTS,
         # The service reports of the tickets they see (every ticket).
         *_REPORTS,
+        *_LOTTERY_VIEW,
     ],
     ANALYST: [
         "accounts.access_staff_ui",
@@ -233,6 +242,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         *_REPORTS,
         "reports.view_all_reports",
         "reports.view_profilerule",
+        *_LOTTERY_VIEW,
     ],
     CUSTOMER: [
         "accounts.access_portal",

@@ -160,6 +160,7 @@ class CustomerForm(ProtectedFieldsMixin, forms.ModelForm):
             "owner",
             "tags",
             "notes",
+            "is_employee",
             "enterprise_type",
             "enterprise_nature",
             "scale",

@@ -297,6 +297,10 @@ class Customer(models.Model):
     owner_since = models.DateTimeField(_("owner since"), null=True, blank=True, editable=False)
     tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="customers")
     notes = models.TextField(_("notes"), blank=True)
+    # One of our own staff who is also a customer: left out of the year-end lottery by default.
+    is_employee = models.BooleanField(
+        _("company employee"), default=False, help_text=_("One of our own staff; left out of the year-end lottery.")
+    )
     custom_data = models.JSONField(_("custom fields"), default=dict, blank=True)
 
     # Never filtered on: no index to keep up (a lookup entry is deactivated, never deleted).
