@@ -308,7 +308,7 @@ def load_entries(event: LotteryEvent) -> tuple[list[Entry], list[int], list[int]
     table = LotteryEntry._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f'SELECT entry_id, weight, id, customer_id FROM "{table}" WHERE event_id = %s ORDER BY position',
+            f'SELECT entry_id, weight, id, customer_id FROM "{table}" WHERE event_id = %s ORDER BY position',  # noqa: S608 - our table name; the id is a parameter
             [event.pk],
         )
         rows = cursor.fetchall()
