@@ -53,3 +53,14 @@ def mask_text(value: str, keep: int = 6) -> str:
     if not value:
         return ""
     return value[:keep] + "****" if len(value) > keep else value[:1] + "****"
+
+
+def mask_name(value: str, *, enterprise: bool = False) -> str:
+    """张三丰 → 张**, 王五 → 王**: the surname and a fixed two stars (so the length is not told either).
+    An enterprise keeps its first two characters: 上海某某贸易有限公司 → 上海****."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if enterprise:
+        return value[:2] + "****"
+    return value[:1] + "**"

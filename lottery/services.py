@@ -163,7 +163,8 @@ def published_rules(event: LotteryEvent) -> dict:
             for w in event.weights.select_related("level").order_by("level__sort_order", "level__name")
         ],
         "tiers": [
-            {"name": t.name, "prize": t.prize, "quantity": t.quantity, "order": t.draw_order} for t in event.tiers.all()
+            {"name": t.name, "prize": t.prize, "quantity": t.quantity, "order": t.draw_order}
+            for t in sorted(event.tiers.all(), key=lambda t: (t.draw_order, t.name))
         ],
     }
 
