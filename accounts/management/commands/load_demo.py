@@ -91,6 +91,10 @@ class Command(BaseCommand):
 
         seed_demo_campaigns()
         self._service_desk()
+        # Last year's lottery drawn and announced, this year's as a draft (once).
+        from lottery.demo import seed_demo_lottery
+
+        seed_demo_lottery(User.objects.get(username="admin"))
         # The reports' summary tables and the customer profiles, so the dashboard has figures at
         # once rather than after the first scheduled refresh.
         from reports.facts import facts_refresh
