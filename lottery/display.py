@@ -4,6 +4,7 @@ masked (张** / 138****5678) to every other staff member, on the big screen and 
 from __future__ import annotations
 
 from cims.masking import mask_name, mask_phone
+from cims.normalize import format_phone
 from lottery.models import LotteryEvent, LotteryWinner
 
 
@@ -24,7 +25,7 @@ def winner_row(winner: LotteryWinner, *, full: bool) -> dict:
         "customer_id": customer.pk,
         "code": customer.code,
         "name": customer.name if full or erased else mask_name(customer.name, enterprise=customer.is_enterprise),
-        "phone": phone if full else mask_phone(phone),
+        "phone": format_phone(phone) if full else mask_phone(phone),
         "owner": str(customer.owner) if customer.owner_id else "",
         "notified_at": winner.notified_at,
     }
