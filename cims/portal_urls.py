@@ -6,6 +6,7 @@ from django.urls import path
 from accounts import portal_views as accounts_portal
 from complaints import portal_views as tickets
 from customers import privacy_views as privacy
+from lottery import portal_views as lottery_portal
 
 app_name = "portal"
 
@@ -24,4 +25,5 @@ urlpatterns = [
     path("privacy/export/<str:fmt>/", privacy.portal_export, name="privacy_export"),
     path("privacy/request/", privacy.portal_request, name="privacy_request"),
     path("privacy/consents/withdraw/", privacy.portal_consent_withdraw, name="consent_withdraw"),
+    path("lottery/", lottery_portal.lottery_list, name="lottery"),
 ]

@@ -343,6 +343,7 @@ def customer_data(customer: Customer) -> dict:
     """
     from complaints.models import Ticket, TicketEvent
     from followups.models import FollowUp
+    from lottery.display import customer_entries, win_of
 
     custom_labels = {}
     from customers.models import CustomField
@@ -353,6 +354,9 @@ def customer_data(customer: Customer) -> dict:
     events: dict[int, list] = {}
     for event in TicketEvent.objects.filter(ticket__customer=customer, internal=False).order_by("created_at", "id"):
         events.setdefault(event.ticket_id, []).append(event)
+    lottery_entries = customer_entries(customer)
+    # A win is the customer's to be told once the event is announced, as in the portal (lottery.portal_views).
+    lottery_wins = [(e, win_of(e)) for e in lottery_entries if e.event.is_announced and win_of(e) is not None]
     return {
         "generated_at": _iso(timezone.now()),
         "profile": {
@@ -470,9 +474,28 @@ def customer_data(customer: Customer) -> dict:
             }
             for r in DataRequest.objects.filter(customer=customer).order_by("-requested_at", "-id")
         ],
-        # The year-end lottery module is not built yet: nothing is held about wins.
-        "lottery_wins": [],
-        "lottery_note": _("The year-end lottery keeps no records yet."),
+        # The year-end lottery: every published event they were entered in, under their pseudonymous
+        # entry id (what the public list shows), and their wins.
+        "lottery_entries": [
+            {
+                "event": e.event.name,
+                "year": e.event.year,
+                "entry_id": e.entry_id,
+                "weight": e.weight,
+                "status": e.event.status,
+            }
+            for e in lottery_entries
+        ],
+        "lottery_wins": [
+            {
+                "event": e.event.name,
+                "year": e.event.year,
+                "tier": win.tier.name,
+                "prize": win.tier.prize,
+                "drawn_at": _iso(e.event.drawn_at),
+            }
+            for e, win in lottery_wins
+        ],
     }
 
 
@@ -549,6 +572,7 @@ def _xlsx(data: dict) -> bytes:
 
     from complaints.models import Ticket, TicketEvent
     from followups.models import FollowUp
+    from lottery.models import LotteryEvent
 
     workbook = Workbook()
     workbook.remove(workbook.active)
@@ -706,7 +730,20 @@ def _xlsx(data: dict) -> bytes:
             for r in data["requests"]
         ],
     )
-    sheet(_("Lottery wins"), [_("Note")], [[_("The year-end lottery keeps no records yet.")]])
+    lottery_status = _labels(LotteryEvent.Status.choices)
+    sheet(
+        _("Lottery entries"),
+        [_("Lottery"), _("Year"), _("Entry id"), _("Entries (weight)"), _("Status")],
+        [
+            [e["event"], e["year"], e["entry_id"], e["weight"], lottery_status.get(e["status"], e["status"])]
+            for e in data["lottery_entries"]
+        ],
+    )
+    sheet(
+        _("Lottery wins"),
+        [_("Lottery"), _("Year"), _("Tier"), _("Prize"), _("Drawn at")],
+        [[w["event"], w["year"], w["tier"], w["prize"], w["drawn_at"]] for w in data["lottery_wins"]],
+    )
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

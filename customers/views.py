@@ -371,6 +371,10 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     from customers.attachments import detail_context as attachments_context
 
     context.update(attachments_context(request, customer, context["editable"]))
+    # The year-end lottery: entries and wins (one query).
+    from lottery.display import detail_context as lottery_context
+
+    context.update(lottery_context(customer))
     return render(request, "customers/detail.html", context)
 
 

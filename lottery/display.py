@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cims.masking import mask_name, mask_phone
 from cims.normalize import format_phone
-from lottery.models import LotteryEvent, LotteryWinner
+from lottery.models import LotteryEntry, LotteryEvent, LotteryWinner
 
 
 def sees_winner_details(user) -> bool:
@@ -56,3 +56,35 @@ def tiers_with_winners(event: LotteryEvent, *, full: bool) -> list[dict]:
             }
         )
     return tiers
+
+
+# --- One customer's lottery record: the portal, the 360° page, the personal-data export ---------
+
+
+def customer_entries(customer) -> list[LotteryEntry]:
+    """The customer's entries in published events, newest event first, each with its event and its
+    win (``win_of``) in the same query. A win exists only once the event is drawn."""
+    return list(
+        LotteryEntry.objects.filter(customer=customer)
+        .exclude(event__status=LotteryEvent.Status.DRAFT)
+        .select_related("event", "win__tier")
+        .order_by("-event__year", "-event_id")
+    )
+
+
+def win_of(entry: LotteryEntry) -> LotteryWinner | None:
+    try:
+        return entry.win
+    except LotteryWinner.DoesNotExist:
+        return None
+
+
+def customer_wins(entries: list[LotteryEntry]) -> list[LotteryWinner]:
+    """The wins among ``customer_entries``, in the same order (no query)."""
+    return [win for win in map(win_of, entries) if win is not None]
+
+
+def detail_context(customer) -> dict:
+    """For the 360° page (customers.views.customer_detail): entries and wins, one query."""
+    entries = customer_entries(customer)
+    return {"lottery_entries": entries, "lottery_wins": customer_wins(entries)}

@@ -19,6 +19,12 @@ PUBLIC = {
     # satisfaction rating link sent when a ticket is resolved.
     "portal:invitation",
     "portal:rate_link",
+    # The year-end lottery's public verification page and its downloads: anyone, customers and
+    # auditors, may check a published draw (drafts are a 404).
+    "lottery:public",
+    "lottery:public_document",
+    "lottery:public_entries",
+    "lottery:verifier_script",
 }
 # Pages for portal customers (and the routing page every logged-in user may hit).
 PORTAL = {"accounts:portal_home"} | {url.name for url in walk_urls() if url.name.startswith("portal:")} - PUBLIC

@@ -199,9 +199,9 @@ def test_it_marks_contracts_expiring_within_30_days(sales_rep, client_for, custo
 
 def test_it_shows_placeholders_for_the_modules_to_come(sales_rep, client_for, customer):
     body = english(client_for(sales_rep)).get(detail(customer)).content.decode()
-    # Follow-ups, opportunities (issue 5) and tickets (issue 6) landed; lottery wins are still to come.
-    assert body.count('data-testid="placeholder"') == 1
-    for title in ("Timeline", "New opportunity", "Tickets", "Lottery wins"):
+    # Follow-ups, opportunities (issue 5), tickets (issue 6) and the lottery (issue 8) landed.
+    assert body.count('data-testid="placeholder"') == 0
+    for title in ("Timeline", "New opportunity", "Tickets", "Lottery record"):
         assert title in body
     assert history(customer) in body
 

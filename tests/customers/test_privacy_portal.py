@@ -174,7 +174,7 @@ def test_it_downloads_my_data_as_json_and_logs_it_twice(portal, me, sales_rep, p
     assert data["transactions"][0]["amount"] == "1280.00"
     assert data["contracts"][0]["title"] == "年度合作协议"
     assert data["consents"][0]["purpose"] == "marketing"
-    assert data["lottery_wins"] == [] and data["lottery_note"]
+    assert data["lottery_entries"] == [] and data["lottery_wins"] == []  # never entered (tests/lottery/test_portal.py)
     assert data["requests"][0]["kind"] == "export"  # this very copy, recorded
 
     recorded = DataRequest.objects.get()
@@ -200,7 +200,7 @@ def test_it_downloads_my_data_as_a_readable_workbook(portal, me, sales_rep):
     assert response["Content-Disposition"].endswith('.xlsx"') or ".xlsx" in response["Content-Disposition"]
     workbook = openpyxl.load_workbook(io.BytesIO(response.content))
     assert {"Profile", "Contacts", "Follow-ups", "Service requests", "Replies", "Transactions", "Contracts",
-            "Consents", "Requests", "Lottery wins"} <= set(workbook.sheetnames)  # fmt: skip
+            "Consents", "Requests", "Lottery entries", "Lottery wins"} <= set(workbook.sheetnames)  # fmt: skip
     profile = dict(workbook["Profile"].iter_rows(min_row=2, values_only=True))
     assert profile["Name"] == "刘女士" and profile["ID card number"] == "11010519491231002X"
     replies = [row[4] for row in workbook["Replies"].iter_rows(min_row=2, values_only=True)]

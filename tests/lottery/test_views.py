@@ -12,6 +12,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from cims.models import PersonalDataAccess
+from cims.normalize import format_phone
 from customers.models import Customer, CustomerLevel
 from lottery.models import LotteryEvent, LotteryLog, LotteryWinner
 from lottery.services import event_draw, event_publish, event_set_public_value
@@ -520,7 +521,7 @@ def test_it_masks_the_winners_for_a_sales_rep_and_links_only_their_customers(
 def test_it_shows_the_winners_in_full_to_a_manager(client_for, manager, drawn):
     html = client_for(manager).get(reverse("lottery:winners", args=[drawn.pk])).content.decode()
     for winner in LotteryWinner.objects.filter(event=drawn).select_related("customer"):
-        assert winner.customer.name in html and winner.customer.mobile in html
+        assert winner.customer.name in html and format_phone(winner.customer.mobile) in html
         assert reverse("customers:detail", args=[winner.customer_id]) in html
     assert 'data-testid="winners-full"' in html and 'data-testid="winners-export"' in html
 
