@@ -59,6 +59,8 @@ bench: venv
 	  $(PY) manage.py bench_complaints --tickets "$${BENCH_COMPLAINTS_TICKETS:-500000}" $(BENCH_COMPLAINTS_ARGS)
 	DATABASE_URL="$${BENCH_REPORTS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_followups}" \
 	  $(PY) manage.py bench_reports $(BENCH_REPORTS_ARGS)
+	DATABASE_URL="$${BENCH_LOTTERY_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_lottery}" \
+	  $(PY) manage.py bench_lottery $(BENCH_LOTTERY_ARGS)
 
 ## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
 messages: venv
