@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0020_report_indexes'),
+        ("customers", "0020_report_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='is_employee',
-            field=models.BooleanField(default=False, help_text='One of our own staff; left out of the year-end lottery.', verbose_name='company employee'),
+            model_name="customer",
+            name="is_employee",
+            field=models.BooleanField(
+                default=False,
+                help_text="One of our own staff; left out of the year-end lottery.",
+                verbose_name="company employee",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalcustomer',
-            name='is_employee',
-            field=models.BooleanField(default=False, help_text='One of our own staff; left out of the year-end lottery.', verbose_name='company employee'),
+            model_name="historicalcustomer",
+            name="is_employee",
+            field=models.BooleanField(
+                default=False,
+                help_text="One of our own staff; left out of the year-end lottery.",
+                verbose_name="company employee",
+            ),
         ),
     ]

@@ -26,13 +26,16 @@ def _po_entries():
     for block in text.split("\n\n"):
         if "#, fuzzy" in block:
             continue
+        msgctxt = re.search(r'^msgctxt "(.*)"', block, re.M)
         msgid = re.search(r'^msgid ((?:".*"\n?)+)', block, re.M)
         msgstr = re.search(r'^msgstr ((?:".*"\n?)+)', block, re.M)
         if msgid and msgstr:
             ident = "".join(re.findall(r'"(.*)"', msgid.group(1)))
             translated = "".join(re.findall(r'"(.*)"', msgstr.group(1)))
             if ident and translated:
-                yield ident.encode().decode("unicode_escape").encode("latin-1").decode("utf-8"), translated
+                ident = ident.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
+                # A message with a context is looked up as "context\x04msgid" (what pgettext does).
+                yield (f"{msgctxt.group(1)}\x04{ident}" if msgctxt else ident), translated
 
 
 def test_it_ships_compiled_translations_in_step_with_the_sources():
