@@ -9,8 +9,9 @@ from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer, CustomerLevel
 from lottery import services
+from lottery.eligibility import level_weights
 from lottery.models import MAX_TIER_QUANTITY, MAX_WEIGHT, LotteryEvent
-from lottery.services import TierData
+from lottery.services import RULE_FIELDS, TierData
 
 # Rows of the prize table a form may carry: far more tiers than any party has, and a bound on what a
 # forged TOTAL_FORMS makes the server build.
@@ -85,17 +86,8 @@ class EventForm(forms.Form):
         else:
             e = self.event
             chosen = list(e.levels.values_list("pk", flat=True))
-            saved_weights = dict(e.weights.values_list("level_id", "weight"))
-            for name in (
-                "name",
-                "year",
-                "description",
-                "statuses",
-                "min_amount",
-                "require_active_contract",
-                "created_before",
-                "exclude_employees",
-            ):
+            saved_weights = level_weights(e)
+            for name in RULE_FIELDS:
                 initial.setdefault(name, getattr(e, name))
             initial.setdefault("levels", chosen)
         super().__init__(*args, **kwargs)
