@@ -41,9 +41,12 @@ def winner_rows(event: LotteryEvent, *, full: bool) -> list[dict]:
     return [winner_row(w, full=full) for w in winners]
 
 
-def tiers_with_winners(event: LotteryEvent, *, full: bool) -> list[dict]:
-    """The tiers in draw order, each with its winners: what the big screen reveals tier by tier."""
+def tiers_with_winners(event: LotteryEvent, *, full: bool, fields: tuple[str, ...] | None = None) -> list[dict]:
+    """The tiers in draw order, each with its winners: what the big screen reveals tier by tier.
+    ``fields`` keeps only those keys of each winner (the big screen and the public page show less)."""
     rows = winner_rows(event, full=full) if event.is_drawn else []
+    if fields is not None:
+        rows = [{key: row[key] for key in (*fields, "tier")} for row in rows]
     tiers = []
     # The algorithm's order: draw order, then the name in code point order (not the database's collation).
     for tier in sorted(event.tiers.all(), key=lambda t: (t.draw_order, t.name)):
@@ -52,7 +55,11 @@ def tiers_with_winners(event: LotteryEvent, *, full: bool) -> list[dict]:
                 "name": tier.name,
                 "prize": tier.prize,
                 "quantity": tier.quantity,
-                "winners": [r for r in rows if r["tier"] == tier.name],
+                "winners": [
+                    {key: value for key, value in r.items() if fields is None or key in fields}
+                    for r in rows
+                    if r["tier"] == tier.name
+                ],
             }
         )
     return tiers

@@ -52,18 +52,8 @@ def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
 
 def _public_tiers(event: LotteryEvent) -> list[dict]:
     """The prize table in draw order with each tier's winners, reduced to what is public: the
-    position, the entry id and the masked name (the display rows also carry phone and code)."""
-    return [
-        {
-            "name": tier["name"],
-            "prize": tier["prize"],
-            "quantity": tier["quantity"],
-            "winners": [
-                {"position": w["position"], "entry_id": w["entry_id"], "name": w["name"]} for w in tier["winners"]
-            ],
-        }
-        for tier in tiers_with_winners(event, full=False)
-    ]
+    position, the entry id and the masked name (never a phone or a customer code)."""
+    return tiers_with_winners(event, full=False, fields=("position", "entry_id", "name"))
 
 
 @_noindex

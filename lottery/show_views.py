@@ -36,24 +36,7 @@ def _event(pk: int) -> LotteryEvent:
 
 def _tiers(event: LotteryEvent) -> list[dict]:
     """The tiers in draw order with their winners, always masked, reduced to what the screen shows."""
-    return [
-        {
-            "name": tier["name"],
-            "prize": tier["prize"],
-            "quantity": tier["quantity"],
-            "winners": [
-                {
-                    "rank": w["rank"],
-                    "position": w["position"],
-                    "entry_id": w["entry_id"],
-                    "name": w["name"],
-                    "phone": w["phone"],
-                }
-                for w in tier["winners"]
-            ],
-        }
-        for tier in display.tiers_with_winners(event, full=False)
-    ]
+    return display.tiers_with_winners(event, full=False, fields=("rank", "position", "entry_id", "name", "phone"))
 
 
 def pool_positions(count: int, size: int = POOL_SIZE) -> list[int]:

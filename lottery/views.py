@@ -23,6 +23,7 @@ from openpyxl.styles import Font
 
 from accounts.access import staff_permission_required
 from cims.models import PersonalDataAccess, log_personal_data_access
+from customers.attachments import download_response
 from customers.exporting import XML_ILLEGAL, neutralise
 from customers.models import Customer
 from lottery import display, eligibility, services
@@ -381,7 +382,6 @@ def winner_export(request: HttpRequest, pk: int) -> HttpResponse:
         request=request,
     )
     services.log(event=event, action=LotteryLog.Action.EXPORTED, by=request.user, detail=f"rows={len(rows)}")
-    response = HttpResponse(content, content_type=XLSX_TYPE)
+    # Personal data in full: the one download response (no-store, nosniff), as for customer files.
     filename = f"lottery-{event.pk}-winners-{timezone.localtime():%Y%m%d-%H%M}.xlsx"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return download_response(content, filename=filename, content_type=XLSX_TYPE)

@@ -540,6 +540,7 @@ def test_it_exports_the_winners_in_full_and_logs_it(client_for, manager, drawn):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
     assert "attachment;" in response["Content-Disposition"]
+    assert "no-store" in response["Cache-Control"]  # full names and phones: no cached copy
     sheet = load_workbook(io.BytesIO(response.content)).active
     values = [[cell.value for cell in row] for row in sheet.iter_rows(min_row=5)]
     winners = list(LotteryWinner.objects.filter(event=drawn).select_related("customer", "entry", "tier"))
