@@ -103,7 +103,10 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "accounts.access_staff_ui",
         "accounts.view_department",
         "accounts.view_employee",
+        # The audit views: the access log (and its export) and the change history of every record.
         "cims.view_personaldataaccess",
+        "cims.export_personaldataaccess",
+        "cims.view_change_history",
         *_VIEW_LOOKUPS,
         "customers.add_tag",
         "customers.change_tag",

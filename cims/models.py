@@ -79,11 +79,22 @@ class PersonalDataAccess(models.Model):
         REVEAL = "reveal", _("Revealed a field")
         EXPORT = "export", _("Exported")
         IMPORT = "import", _("Imported")
+        # Opened a customer's 360 page; searched by an exact personal identifier (the field
+        # searched is in ``field``, never the value); one row per customer found.
+        VIEW = "view", _("Opened")
+        SEARCH = "search", _("Searched by identifier")
+        LOGIN = "login", _("Logged in")
+        LOGIN_FAILED = "login_failed", _("Failed login")
+        LOGOUT = "logout", _("Logged out")
+        # Access requests (数据访问权限审批): filed, approved or refused, expired.
+        REQUEST = "request", _("Requested access")
+        DECISION = "decision", _("Decided an access request")
+        GRANT_EXPIRED = "grant_expired", _("Access grant expired")
 
     user = models.ForeignKey(
         "accounts.User", verbose_name=_("user"), null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    action = models.CharField(_("action"), max_length=8, choices=Action.choices)
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
     object_type = models.CharField(_("object type"), max_length=64)
     object_id = models.CharField(_("object id"), max_length=64, blank=True)
     object_label = models.CharField(_("object"), max_length=64, blank=True)
@@ -94,12 +105,26 @@ class PersonalDataAccess(models.Model):
     masked = models.BooleanField(_("masked"), null=True, blank=True)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    # The tamper-evident chain (cims.audit): rows are written unsealed (seq null) so that writing
+    # one never waits on another; the sealing job numbers them in id order and stores the HMAC of
+    # (previous hash, this row's content). An edited, inserted or deleted sealed row breaks it.
+    seq = models.BigIntegerField(_("sequence"), null=True, blank=True, unique=True, editable=False)
+    chain_hash = models.CharField(_("chain hash"), max_length=64, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("personal data access")
         verbose_name_plural = _("personal data access log")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="pda_object")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="pda_object"),
+            models.Index(fields=["user", "created_at"], name="pda_user_time"),
+            # The sealing job's "rows not sealed yet", without walking the whole log.
+            models.Index(fields=["id"], name="pda_unsealed", condition=models.Q(seq__isnull=True)),
+        ]
+        permissions = [
+            ("export_personaldataaccess", _("Can export the access log")),
+            ("view_change_history", _("Can search the change history of all records")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_label} {self.field}"
@@ -132,3 +157,127 @@ def log_personal_data_access(
         masked=masked,
         ip_address=client_ip(request) if request is not None else None,
     )
+
+
+class AuditAnchor(models.Model):
+    """Where the access log's chain starts after retention removed its oldest rows.
+
+    Retention deletes sealed rows up to ``seq`` and records the hash of the last one removed;
+    verification starts from the newest anchor, so a cut made by retention is recorded, not silent.
+    """
+
+    seq = models.BigIntegerField(_("last removed sequence"), unique=True)
+    chain_hash = models.CharField(_("chain hash"), max_length=64)
+    removed_rows = models.BigIntegerField(_("rows removed"), default=0)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("audit chain anchor")
+        verbose_name_plural = _("audit chain anchors")
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"anchor @{self.seq}"
+
+
+class Backup(models.Model):
+    """One encrypted backup file (cims.backups) and what its manifest says."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        COMPLETE = "complete", _("Complete")
+        FAILED = "failed", _("Failed")
+        PRUNED = "pruned", _("Pruned")
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        MANUAL = "manual", _("On demand")
+
+    file_name = models.CharField(_("file"), max_length=255, unique=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.MANUAL)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(_("started"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    size = models.BigIntegerField(_("size"), null=True, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    # Sizes, checksums, per-table row counts, app version, applied migrations (cims.backups).
+    manifest = models.JSONField(_("manifest"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", verbose_name=_("by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("backup")
+        verbose_name_plural = _("backups")
+        ordering = ["-started_at", "-id"]
+        permissions = [("restore_backup", _("Can restore a backup"))]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+
+class RestoreRun(models.Model):
+    """A restore of a backup: the weekly drill into a scratch database, or a real restore."""
+
+    class Kind(models.TextChoices):
+        DRILL = "drill", _("Restore drill")
+        RESTORE = "restore", _("Restore")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        PASSED = "passed", _("Passed")
+        FAILED = "failed", _("Failed")
+
+    backup = models.ForeignKey(
+        Backup, verbose_name=_("backup"), null=True, blank=True, on_delete=models.SET_NULL, related_name="restores"
+    )
+    backup_name = models.CharField(_("backup file"), max_length=255)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(_("started"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # The time the restore took end to end: the measured RTO.
+    duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
+    # Row counts compared, fields decrypted, migrations applied: what the check found.
+    report = models.JSONField(_("report"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", verbose_name=_("by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("restore run")
+        verbose_name_plural = _("restore runs")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.backup_name} {self.status}"
+
+
+class JobRun(models.Model):
+    """The last run of each Celery task, recorded by signals (cims.jobs) for the system page."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCESS = "success", _("Succeeded")
+        FAILURE = "failure", _("Failed")
+
+    name = models.CharField(_("task"), max_length=200, primary_key=True)
+    last_started_at = models.DateTimeField(_("last started"), null=True, blank=True)
+    last_finished_at = models.DateTimeField(_("last finished"), null=True, blank=True)
+    last_status = models.CharField(_("last result"), max_length=16, choices=Status.choices, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_duration = models.FloatField(_("last duration (s)"), null=True, blank=True)
+    runs = models.BigIntegerField(_("runs"), default=0)
+    failures = models.BigIntegerField(_("failures"), default=0)
+
+    class Meta:
+        verbose_name = _("background job")
+        verbose_name_plural = _("background jobs")
+        ordering = ["name"]
+        permissions = [("view_system_status", _("Can see the system page"))]
+
+    def __str__(self) -> str:
+        return self.name

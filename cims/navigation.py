@@ -49,7 +49,11 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Departments"), "accounts:department_list", "diagram-3", "accounts.view_department", _("Organisation")),
     NavItem(_("Data requests"), "customers:data_requests", "shield-lock", "customers.view_datarequest", _("System")),
     NavItem(_("Recycle bin"), "customers:recycle_bin", "trash", "customers.restore_customer", _("System")),
-    NavItem(_("Access log"), "customers:access_log", "eye", "cims.view_personaldataaccess", _("System")),
+    NavItem(_("Access log"), "audit:access_log", "eye", "cims.view_personaldataaccess", _("System")),
+    NavItem(_("Change history"), "audit:history", "clock-history", "cims.view_change_history", _("System")),
+    NavItem(_("Access requests"), "customers:access_requests", "key", "customers.view_accessrequest", _("System")),
+    NavItem(_("Backups"), "system:backups", "archive", "cims.view_backup", _("System")),
+    NavItem(_("System status"), "system:status", "hdd-stack", "cims.view_system_status", _("System")),
     NavItem(_("System settings"), "customers:settings", "sliders", "customers.change_tag", _("System")),
 ]
 

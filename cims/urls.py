@@ -11,6 +11,8 @@ urlpatterns = [
     path("complaints/", include("complaints.urls")),
     path("lottery/", include("lottery.urls")),
     path("portal/", include("cims.portal_urls")),
+    path("system/", include("cims.system_urls")),
+    path("audit/", include("cims.audit_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path(settings.ADMIN_URL, admin.site.urls),
