@@ -19,6 +19,15 @@ def _refresh_minutes() -> int:
     return settings.REPORT_REFRESH_MINUTES
 
 
+def _cron(setting: str) -> crontab:
+    from django.conf import settings
+
+    minute, hour, day_of_month, month_of_year, day_of_week = getattr(settings, setting).split()
+    return crontab(
+        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
+    )
+
+
 app.conf.beat_schedule = {
     # Proves the path web → broker → worker → database end to end; shown on the dashboard.
     "heartbeat": {"task": "cims.tasks.heartbeat", "schedule": timedelta(minutes=1)},
@@ -37,6 +46,15 @@ app.conf.beat_schedule = {
     "reports-profiles": {"task": "reports.tasks.refresh_profiles", "schedule": crontab(hour=3, minute=0)},
     # Scheduled report e-mails: due ones go out at 07:00 Asia/Shanghai (daily, Mondays, the 1st).
     "reports-subscriptions": {"task": "reports.tasks.send_subscriptions", "schedule": crontab(hour=7, minute=0)},
+    # Encrypted backups (BACKUP_SCHEDULE, nightly) with pruning, and the restore drill (weekly).
+    "backup": {"task": "cims.tasks_backup.backup_scheduled", "schedule": _cron("BACKUP_SCHEDULE")},
+    "backup-drill": {"task": "cims.tasks_backup.restore_drill", "schedule": _cron("BACKUP_DRILL_SCHEDULE")},
+    # The access log: seal new rows into the hash chain every minute; verify it and apply retention nightly.
+    "audit-seal": {"task": "cims.tasks_audit.seal", "schedule": timedelta(minutes=1)},
+    "audit-verify": {"task": "cims.tasks_audit.verify", "schedule": crontab(hour=3, minute=30)},
+    "audit-retention": {"task": "cims.tasks_audit.apply_retention", "schedule": crontab(hour=4, minute=0)},
+    # Approved access requests (数据访问权限审批) end when their grant expires.
+    "access-grants-expire": {"task": "customers.tasks.expire_access_grants", "schedule": timedelta(minutes=5)},
 }
 
 

@@ -91,3 +91,21 @@ def decode_key(name: str, encoded: str) -> bytes:
     if len(key) != 32:
         raise ImproperlyConfigured(f"{name}: a key must be 32 bytes (256 bits); got {len(key)}.")
     return key
+
+
+def env_cron(name: str, default: str) -> str:
+    """A five-field cron expression (minute hour day-of-month month day-of-week), checked by Celery."""
+    value = _raw(name) or default
+    from celery.schedules import crontab
+
+    fields = value.split()
+    if len(fields) != 5:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a cron expression of five fields, e.g. '30 2 * * *'.")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        crontab(
+            minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a valid cron expression: {exc}") from None
+    return value

@@ -15,7 +15,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from cims.env import decode_key, env_bool, env_int, env_list, env_str, parse_key_ring
+from cims.env import decode_key, env_bool, env_cron, env_int, env_list, env_str, parse_key_ring
 from cims.local_secrets import load_local_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -120,6 +120,9 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     # Axes must come last: it turns a lockout raised during authentication into the lockout page.
     "axes.middleware.AxesMiddleware",
+    # Rate limits on search and export (429), and no-store on every page served to a signed-in user.
+    "cims.hardening.RateLimitMiddleware",
+    "cims.hardening.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "cims.urls"
@@ -247,6 +250,33 @@ PRIVACY_NOTICE_VERSION = env_str("PRIVACY_NOTICE_VERSION", "2026-01")
 # --- Reports (reports.facts, reports.profiles, scheduled reports) -------------------------------
 # Minutes between refreshes of the summary tables the reports read; each page shows their age.
 REPORT_REFRESH_MINUTES = env_int("REPORT_REFRESH_MINUTES", 15, minimum=1)
+
+# --- Backups and the restore drill (cims.backups; docs/operations.md "Backups") ------------------
+# Where encrypted backups are written (keep it on another disk, or copy it off the machine).
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+# Cron expressions in Asia/Shanghai: the backup every night, the restore drill every Sunday.
+BACKUP_SCHEDULE = env_cron("BACKUP_SCHEDULE", "30 2 * * *")
+BACKUP_DRILL_SCHEDULE = env_cron("BACKUP_DRILL_SCHEDULE", "30 4 * * 0")
+# Retention: the newest backup of each of the last N days, M weeks and K months is kept.
+BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", 7, minimum=1)
+BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 4, minimum=0)
+BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 6, minimum=0)
+# The scratch database the drill restores into; by default "<database>_drill" on the same
+# PostgreSQL server, or a temporary SQLite file in the quick start. It is dropped and recreated.
+BACKUP_DRILL_DATABASE_URL = env_str("BACKUP_DRILL_DATABASE_URL")
+
+# --- Audit (cims.audit) --------------------------------------------------------------------------
+# Days the access log is kept; older rows are removed by a nightly job that records a chain anchor.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 1095, minimum=30)
+# Days the change history of records is kept (0: for ever).
+HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 0, minimum=0)
+# Access requests (数据访问权限审批): the longest and the default time an approved grant lasts.
+ACCESS_GRANT_MAX_DAYS = env_int("ACCESS_GRANT_MAX_DAYS", 30, minimum=1)
+ACCESS_GRANT_DEFAULT_DAYS = env_int("ACCESS_GRANT_DEFAULT_DAYS", 7, minimum=1)
+
+# --- Rate limits (cims.hardening): per user (or per address when anonymous), HTTP 429 beyond ---
+RATE_LIMIT_SEARCH_PER_MINUTE = env_int("RATE_LIMIT_SEARCH_PER_MINUTE", 60, minimum=1)
+RATE_LIMIT_EXPORT_PER_HOUR = env_int("RATE_LIMIT_EXPORT_PER_HOUR", 30, minimum=1)
 
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

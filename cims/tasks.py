@@ -4,6 +4,8 @@ from celery import shared_task
 from django.db.models import F
 from django.utils import timezone
 
+# Celery's autodiscovery imports each app's ``tasks`` module only: these hold the backup and audit jobs.
+from cims import tasks_audit, tasks_backup  # noqa: F401, E402
 from cims.models import Heartbeat
 
 

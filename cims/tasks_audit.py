@@ -1,0 +1,1 @@
+"""Audit jobs (cims.audit). PLACEHOLDER: to be written."""

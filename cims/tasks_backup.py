@@ -1,0 +1,1 @@
+"""Backup jobs (cims.backups). PLACEHOLDER: to be written."""
