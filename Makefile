@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv lint format check messages clean bench
+.PHONY: run test venv lint format check audit messages clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("CIMS needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -33,6 +33,14 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## Security checks (docs/security.md): known vulnerabilities in the pinned requirements (pip-audit, asks
+## PyPI; PIP_AUDIT_ARGS=--strict also fails when a package could not be looked up), then bandit over our
+## code at medium severity and confidence (accepted findings carry "# nosec BXXX  # reason").
+BANDIT_PATHS := accounts cims customers followups complaints reports lottery
+audit: venv
+	$(VENV)/bin/pip-audit -r requirements.txt $(PIP_AUDIT_ARGS)
+	$(VENV)/bin/bandit -q -r $(BANDIT_PATHS) -x '*/migrations/*,*/tests/*' --severity-level medium --confidence-level medium
 
 check: venv
 	$(PY) manage.py makemigrations --check --dry-run

@@ -139,6 +139,17 @@ def detect_type(data: bytes) -> FileType:
     raise _not_allowed()
 
 
+# Markup a browser would render (and run the scripts of): HTML, XHTML, SVG, XML. Never kept.
+_MARKUP = re.compile(rb"<(?:!doctype|html|head|body|script|svg|\?xml|iframe|!--|meta|a\s|div|img|object)", re.I)
+
+
+def looks_like_markup(head: bytes) -> bool:
+    """Whether the first bytes of a text file are a web page, SVG or XML document rather than data
+    (for uploads taken as text, such as CSV imports; binary uploads are recognised by signature)."""
+    text = head[:1024].removeprefix(b"\xef\xbb\xbf").lstrip()
+    return bool(_MARKUP.match(text))
+
+
 def _check_pdf(data: bytes) -> None:
     # "%PDF-1.7" then, at the end (a few bytes of trailing junk are common), the "%%EOF" marker.
     if not re.match(rb"%PDF-\d\.\d", data[:8]) or b"%%EOF" not in data[-2048:]:

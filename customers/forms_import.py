@@ -7,7 +7,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from customers.attachments import looks_like_markup
 from customers.forms_list import UserChoiceField, eligible_owners
+from customers.importing import files
 from customers.models import ImportJob
 
 ACCEPT = ".csv,.txt,.xlsx,.xls,text/csv,application/vnd.ms-excel,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -57,6 +59,22 @@ class ImportUploadForm(forms.Form):
             )
         if upload.size == 0:
             raise ValidationError(_("The file is empty."), code="empty")
+        # What the file is, by its bytes (never its name): CSV text, XLSX or XLS. The engine checks
+        # the rest (encoding, header, rows) when it stores the file.
+        raw = getattr(upload, "file", upload)
+        try:
+            files.sniff_format(raw)
+            raw.seek(0)
+            head = raw.read(4096)
+        except files.ImportRefused as refused:
+            raise ValidationError(refused.message, code="not_a_spreadsheet") from None
+        finally:
+            raw.seek(0)
+        if looks_like_markup(head):
+            raise ValidationError(
+                _("This is a web page or an SVG/XML document, not a spreadsheet. Upload CSV, XLSX or XLS."),
+                code="markup",
+            )
         return upload
 
     def owner_or_self(self):

@@ -364,7 +364,7 @@ def load_entries(event: LotteryEvent) -> tuple[list[Entry], list[int], list[int]
     with _gc_paused():
         with connection.cursor() as cursor:
             cursor.execute(
-                f'SELECT entry_id, weight, id, customer_id FROM "{table}" WHERE event_id = %s ORDER BY position',  # noqa: S608 - our table name; the id is a parameter
+                f'SELECT entry_id, weight, id, customer_id FROM "{table}" WHERE event_id = %s ORDER BY position',  # noqa: S608 - our table name; the id is a parameter  # nosec B608  # our own table names, values are parameters
                 [event.pk],
             )
             rows = cursor.fetchall()

@@ -91,6 +91,15 @@ def cast(administrator, manager, sales_rep, service_agent, analyst, portal_custo
     }
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Every test starts with an empty cache: the rate limits' counters (cims.hardening) of one
+    test must not refuse the requests of the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def client_for():
     """A logged-in test client for a user (force_login: django-axes needs a request to authenticate)."""

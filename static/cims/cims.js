@@ -1,6 +1,14 @@
 // CIMS behaviour that needs script. No inline script anywhere: the Content-Security-Policy forbids it.
 (function () {
   "use strict";
+  // A rate-limited search (HTTP 429, cims.hardening) answers htmx with a short message: show it
+  // where the results would have gone instead of dropping it as an error.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 429) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   // Confirm destructive actions marked with data-confirm.
   document.addEventListener("submit", function (event) {
     var form = event.target;

@@ -323,13 +323,13 @@ class Command(bench_followups.Command):
                 # Table names from the models' metadata, the range as parameters.
                 event, attachment, content, ticket = (connection.ops.quote_name(t) for t in tables)
                 cursor.execute(
-                    f"DELETE FROM {content} WHERE attachment_id IN "  # noqa: S608
+                    f"DELETE FROM {content} WHERE attachment_id IN "  # noqa: S608  # nosec B608  # our own table names, values are parameters
                     f"(SELECT id FROM {attachment} WHERE ticket_id BETWEEN %s AND %s)",
                     span,
                 )
                 for table in (attachment, event):
-                    cursor.execute(f"DELETE FROM {table} WHERE ticket_id BETWEEN %s AND %s", span)  # noqa: S608
-                cursor.execute(f"DELETE FROM {ticket} WHERE id BETWEEN %s AND %s", span)  # noqa: S608
+                    cursor.execute(f"DELETE FROM {table} WHERE ticket_id BETWEEN %s AND %s", span)  # noqa: S608  # nosec B608  # our own table names, values are parameters
+                cursor.execute(f"DELETE FROM {ticket} WHERE id BETWEEN %s AND %s", span)  # noqa: S608  # nosec B608  # our own table names, values are parameters
         self._set_meta("ticket_ids", None)
         self._say(f"Removed the tickets {first}–{last} of an earlier build.")
 

@@ -194,19 +194,19 @@ class Command(BaseCommand):
         table = connection.ops.quote_name(Customer._meta.db_table)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT max(id) FROM (SELECT id FROM {table} WHERE merged_into_id IS NULL AND erased_at IS NULL "  # noqa: S608 - our table name
+                f"SELECT max(id) FROM (SELECT id FROM {table} WHERE merged_into_id IS NULL AND erased_at IS NULL "  # noqa: S608 - our table name  # nosec B608  # our own table names, values are parameters
                 "ORDER BY id LIMIT %s) AS first",
                 [self.wanted],
             )
             last = cursor.fetchone()[0]
             cursor.execute(
-                f"UPDATE {table} SET status = %s, deleted_at = NULL, deleted_by_id = NULL, is_employee = false "  # noqa: S608
+                f"UPDATE {table} SET status = %s, deleted_at = NULL, deleted_by_id = NULL, is_employee = false "  # noqa: S608  # nosec B608  # our own table names, values are parameters
                 "WHERE id <= %s AND merged_into_id IS NULL AND erased_at IS NULL "
                 "AND (status <> %s OR deleted_at IS NOT NULL OR is_employee)",
                 [Customer.Status.WON, last, Customer.Status.WON],
             )
             cursor.execute(
-                f"UPDATE {table} SET status = %s WHERE id > %s AND status = %s",  # noqa: S608
+                f"UPDATE {table} SET status = %s WHERE id > %s AND status = %s",  # noqa: S608  # nosec B608  # our own table names, values are parameters
                 [Customer.Status.PROSPECT, last, Customer.Status.WON],
             )
         with connection.cursor() as cursor:
@@ -293,7 +293,7 @@ class Command(BaseCommand):
         with transaction.atomic(), connection.cursor() as cursor:
             for model in (LotteryWinner, LotteryEntry, LotteryLog):
                 cursor.execute(
-                    f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} WHERE event_id = %s",  # noqa: S608
+                    f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} WHERE event_id = %s",  # noqa: S608  # nosec B608  # our own table names, values are parameters
                     [pk],
                 )
             event = LotteryEvent.objects.filter(pk=pk).first()
