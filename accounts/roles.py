@@ -83,6 +83,9 @@ _TICKET_WORK = [
 ]
 # Consent entries (同意记录) kept with a customer.
 _VIEW_CONSENTS = ["customers.view_consent"]
+# Access requests (数据访问权限审批): ask for a time-limited grant (a customer outside one's scope, an
+# unmasked export) and follow one's own requests; deciding is a manager's.
+_ACCESS_REQUESTS = ["customers.view_accessrequest", "customers.add_accessrequest"]
 # Reports (reports.registry): open them, and subscribe to them by e-mail. Whose customers they
 # cover is reports.filters' rule: everyone's with reports.view_all_reports, else the user's scope.
 _REPORTS = [
@@ -159,6 +162,8 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         "customers.add_consent",
         "customers.view_datarequest",
         "customers.decide_datarequest",
+        *_ACCESS_REQUESTS,
+        "customers.decide_accessrequest",
         "accounts.view_portalaccount",
         "accounts.add_portalaccount",
         "accounts.change_portalaccount",
@@ -204,6 +209,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         *_TICKET_WORK,
         *_VIEW_CONSENTS,
         "customers.add_consent",
+        *_ACCESS_REQUESTS,
         # The portal accounts of the customers they may edit (accounts.portal).
         "accounts.view_portalaccount",
         "accounts.add_portalaccount",
@@ -235,6 +241,7 @@ ROLE_PERMISSIONS: dict[str, str | list[str]] = {
         *_TICKET_WORK,
         "complaints.view_all_tickets",
         *_VIEW_CONSENTS,
+        *_ACCESS_REQUESTS,
         # The service reports of the tickets they see (every ticket).
         *_REPORTS,
         *_LOTTERY_VIEW,

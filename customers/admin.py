@@ -2,6 +2,7 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from customers.models import (
+    AccessRequest,
     Contact,
     Contract,
     Customer,
@@ -177,3 +178,24 @@ class CustomerAdmin(SimpleHistoryAdmin):
         if found is not None and found.exists():
             return found, False
         return super().get_search_results(request, queryset, search_term)
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(admin.ModelAdmin):
+    """Access requests, read-only: they are filed, decided and ended in the staff UI
+    (customers.access_requests), where each step is logged and the grant follows the status."""
+
+    list_display = ["id", "created_at", "requester", "kind", "customer", "status", "decided_by", "expires_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["customer__code", "requester__username"]
+    list_select_related = ["requester", "customer", "decided_by"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

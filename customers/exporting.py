@@ -36,6 +36,7 @@ from import_export.fields import Field
 from cims.models import PersonalDataAccess, log_personal_data_access
 from cims.normalize import format_phone
 from customers.access import REVEALABLE_FIELDS, personal_fields_for
+from customers.access_requests import active_export_grant
 from customers.importing import columns
 from customers.importing.columns import BY_KEY
 from customers.models import (
@@ -117,9 +118,23 @@ def exports_masked(user) -> bool:
 
     Masked means "as on screen": phone, mobile, email and address in clear only for holders of
     ``customers.view_personal_data``, ID and bank account numbers masked for everyone. Only
-    ``customers.export_unmasked_customers`` writes every field in clear.
+    ``customers.export_unmasked_customers`` writes every field in clear, and so does an active
+    unmasked-export grant (an approved access request, ``customers.access_requests``): it is read
+    here rather than added to the user's permissions, so it stops counting at its end exactly,
+    whenever the expiry job runs.
     """
-    return not user.has_perm("customers.export_unmasked_customers")
+    if user.has_perm("customers.export_unmasked_customers"):
+        return False
+    return _export_grant(user) is None
+
+
+def _export_grant(user):
+    """``user``'s active unmasked-export grant, looked up once per user object (one request): the
+    file's masks and its log row ask for it, and must agree; its end is checked on every call."""
+    if not hasattr(user, "_cims_export_grant"):
+        user._cims_export_grant = active_export_grant(user)
+    grant = user._cims_export_grant
+    return grant if grant is not None and grant.expires_at > timezone.now() else None
 
 
 def masks_for(user) -> dict[str, Callable[[str], str] | None]:
@@ -771,13 +786,17 @@ def export_customers(
         custom_fields = CustomField.objects.filter(is_active=True)
     resource = CustomerExportResource(user=user, custom_fields=custom_fields)
     count = queryset.count()
+    masked = exports_masked(user)
+    if not masked and not user.has_perm("customers.export_unmasked_customers"):
+        grant = _export_grant(user)
+        detail = f"{detail} [access request #{grant.pk}]".strip() if grant else detail
     log_personal_data_access(
         user=user,
         action=PersonalDataAccess.Action.EXPORT,
         object_type="customers.customer",
         rows=count,
         detail=detail,
-        masked=exports_masked(user),
+        masked=masked,
         request=request,
     )
     rows = resource.rows(resource.queryset(queryset))

@@ -1101,3 +1101,133 @@ class ImportChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}/{self.kind}/{self.seq}"
+
+
+# --- Access requests (数据访问权限审批) -------------------------------------------------------------
+
+
+class AccessRequestQuerySet(models.QuerySet):
+    def visible_to(self, user) -> AccessRequestQuerySet:
+        """Every request for those who decide them; otherwise the user's own."""
+        if user.has_perm("customers.decide_accessrequest"):
+            return self.all()
+        return self.filter(requester=user)
+
+    def active(self, now: datetime.datetime | None = None) -> AccessRequestQuerySet:
+        """Approved grants that have not reached their end yet (the expiry job may be late)."""
+        return self.filter(status=AccessRequest.Status.APPROVED, expires_at__gt=now or timezone.now())
+
+    def due(self, now: datetime.datetime | None = None) -> AccessRequestQuerySet:
+        """Approved grants past their end, for the expiry job."""
+        return self.filter(status=AccessRequest.Status.APPROVED, expires_at__lte=now or timezone.now())
+
+
+class AccessRequest(models.Model):
+    """A member of staff asks for a time-limited grant: access to a customer outside their scope
+    (read, optionally edit), or unmasked exports. A manager approves or refuses; the expiry job
+    (``customers.tasks.expire_access_grants``) ends an approved grant at ``expires_at``.
+
+    The customer grant is a django-guardian object permission; ``granted_view``/``granted_change``
+    record which permission rows this request created, so that its end removes only those (a
+    share that existed before stays). An unmasked-export grant changes no permission: while it is
+    active, ``customers.exporting.exports_masked`` answers "unmasked" (and stops at ``expires_at``
+    even if the job is late). The reason is the requester's justification, not customer data; the
+    requests stay when a customer is erased.
+    """
+
+    class Kind(models.TextChoices):
+        CUSTOMER = "customer", _("Access to a customer")
+        EXPORT = "export", _("Unmasked export")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for a decision")
+        APPROVED = "approved", _("Granted")
+        REFUSED = "refused", _("Refused")
+        EXPIRED = "expired", _("Expired")
+        REVOKED = "revoked", _("Revoked")
+        CANCELLED = "cancelled", _("Withdrawn")
+
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="access_requests",
+    )
+    # For a customer: edit as well as read (read is always part of the grant).
+    with_edit = models.BooleanField(_("edit as well"), default=False)
+    reason = models.TextField(_("reason"))
+    days = models.PositiveSmallIntegerField(_("days asked for"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.TextField(_("decision note"), blank=True)
+    granted_days = models.PositiveSmallIntegerField(_("days granted"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    # The permission rows this grant created (and its end removes); False where the user held it already.
+    granted_view = models.BooleanField(_("granted read access"), default=False)
+    granted_change = models.BooleanField(_("granted edit access"), default=False)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("ended by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+
+    objects = AccessRequestQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("access request")
+        verbose_name_plural = _("access requests")
+        ordering = ["-created_at", "-id"]
+        permissions = [("decide_accessrequest", _("Can approve, refuse and revoke access requests"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="customer", customer__isnull=False) | Q(kind="export", customer__isnull=True),
+                name="accessrequest_customer_matches_kind",
+            ),
+            # One pending request per (requester, kind, customer); an export request has no customer
+            # (NULLs are distinct in a unique index), hence its own constraint.
+            models.UniqueConstraint(
+                fields=["requester", "kind", "customer"],
+                condition=Q(status="pending", customer__isnull=False),
+                name="accessrequest_one_pending_customer",
+            ),
+            models.UniqueConstraint(
+                fields=["requester", "kind"],
+                condition=Q(status="pending", customer__isnull=True),
+                name="accessrequest_one_pending_export",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="accessrequest_time"),
+            models.Index(fields=["requester", "-created_at"], name="accessrequest_requester"),
+            models.Index(fields=["status", "-created_at"], name="accessrequest_status"),
+            # The expiry job's "approved and past their end", and exports_masked's active grant.
+            models.Index(fields=["status", "expires_at"], name="accessrequest_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.APPROVED and self.expires_at is not None and self.expires_at > timezone.now()

@@ -70,3 +70,14 @@ def import_commit(job_id: int, user_id: int) -> None:
         except Exception:
             logger.exception("import #%s: the import task failed", job_id)
             _failed(job, _("The import stopped because of an unexpected error; resume it to import the rest."))
+
+
+@shared_task(name="customers.tasks.expire_access_grants", ignore_result=True)
+def expire_access_grants() -> int:
+    """End the approved access grants past their end (customers.access_requests); every 5 minutes."""
+    from customers.access_requests import expire_due_grants
+
+    ended = expire_due_grants()
+    if ended:
+        logging.getLogger("cims.access_requests").info("%d access grant(s) expired", ended)
+    return ended

@@ -2,6 +2,7 @@ from django.urls import path
 
 from accounts import portal_views as accounts_portal
 from customers import (
+    access_request_views,
     attachment_views,
     editing,
     export_views,
@@ -76,6 +77,12 @@ urlpatterns = [
     path("<int:pk>/consents/", privacy_views.consents, name="consents"),
     path("data-requests/", privacy_views.data_requests, name="data_requests"),
     path("data-requests/<int:pk>/", privacy_views.data_request_detail, name="data_request"),
+    # Access requests: time-limited grants beyond one's scope (customers.access_requests)
+    path("access-requests/", access_request_views.access_requests, name="access_requests"),
+    path("access-requests/new/", access_request_views.access_request_new, name="access_request_new"),
+    path("access-requests/<int:pk>/", access_request_views.access_request_detail, name="access_request_detail"),
+    path("access-requests/<int:pk>/decide/", access_request_views.access_request_decide, name="access_request_decide"),
+    path("access-requests/<int:pk>/revoke/", access_request_views.access_request_revoke, name="access_request_revoke"),
     # The customer's portal account and its invitation (accounts.portal)
     path("<int:pk>/portal-account/", accounts_portal.portal_account, name="portal_account"),
 ]

@@ -445,6 +445,9 @@ def test_it_knows_every_model_that_points_at_a_customer():
         "customers.customeruserobjectpermission",
         "customers.customergroupobjectpermission",
         "customers.customer_tags",
+        # Access requests stay: the requester, the code-only log rows and the staff member's reason
+        # for asking (about their work, not the customer's data); an active grant runs out as usual.
+        "customers.accessrequest",
         # Report figures derived from the records above (ids, dates, amounts, scores; a tag's reason
         # holds numbers only), rebuilt from them by the next refresh or nightly job.
         "reports.customerfact",
