@@ -7,4 +7,10 @@ class CimsConfig(AppConfig):
     verbose_name = _("System")
 
     def ready(self) -> None:
-        from cims import checks  # noqa: F401  (registers the system checks)
+        from cims import (
+            checks,  # noqa: F401  (registers the system checks)
+            jobs,
+        )
+
+        # Every Celery task run (worker or eager) updates its JobRun row for the system page.
+        jobs.connect()

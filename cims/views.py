@@ -1,20 +1,39 @@
 from __future__ import annotations
 
+import logging
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import requires_csrf_token
 
+from cims.system import broker_reachable
+
+logger = logging.getLogger("cims")
+
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness and database reachability for load balancers and container health checks."""
+    """Readiness for load balancers and container probes: the database and the broker answer.
+
+    The answer says nothing more than ok or error — no versions, no names of what failed — so
+    that an unauthenticated caller learns nothing; the reason goes to the log instead.
+    """
+    failed = []
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception:  # noqa: BLE001 - any database failure means "unhealthy", nothing more to tell
-        return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
+    except Exception as exc:  # noqa: BLE001 - any database failure means "unhealthy"
+        failed.append(f"database ({type(exc).__name__})")
+    try:
+        if not broker_reachable():
+            failed.append("broker (queue folder missing or not writable)")
+    except Exception as exc:  # noqa: BLE001 - any broker failure means "unhealthy"
+        failed.append(f"broker ({type(exc).__name__})")
+    if failed:
+        logger.warning("health check failed: %s", ", ".join(failed))
+        return JsonResponse({"status": "error"}, status=503)
     return JsonResponse({"status": "ok"})
 
 
