@@ -68,11 +68,29 @@ class Heartbeat(models.Model):
         return (timezone.now() - self.last_seen).total_seconds() < 180
 
 
+class ImmutableAuditLog(Exception):
+    """An access-log row was about to be changed or deleted outside the audit jobs."""
+
+
+class PersonalDataAccessQuerySet(models.QuerySet):
+    def delete(self):
+        # Only retention removes rows (cims.audit.cut_access_log), and records an anchor for them.
+        raise ImmutableAuditLog("access-log rows are removed by retention only (cims.audit)")
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+    def _delete_for_retention(self):
+        return super().delete()
+
+
 class PersonalDataAccess(models.Model):
     """Who looked at or exported personal data: one row per reveal, export or import.
 
     Holds no personal data itself: the object is named by type, id and code, never by name,
-    phone or any other field value.
+    phone or any other field value. Rows are written once: ``save()`` refuses to update one and
+    ``delete()`` refuses outright (the sealing job numbers rows with a bulk update; retention
+    deletes through ``cims.audit``).
     """
 
     class Action(models.TextChoices):
@@ -111,6 +129,8 @@ class PersonalDataAccess(models.Model):
     seq = models.BigIntegerField(_("sequence"), null=True, blank=True, unique=True, editable=False)
     chain_hash = models.CharField(_("chain hash"), max_length=64, blank=True, editable=False)
 
+    objects = PersonalDataAccessQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("personal data access")
         verbose_name_plural = _("personal data access log")
@@ -128,6 +148,14 @@ class PersonalDataAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_label} {self.field}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableAuditLog("access-log rows cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableAuditLog("access-log rows cannot be deleted")
 
 
 def log_personal_data_access(
