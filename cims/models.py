@@ -109,8 +109,10 @@ class PersonalDataAccess(models.Model):
         DECISION = "decision", _("Decided an access request")
         GRANT_EXPIRED = "grant_expired", _("Access grant expired")
 
+    # PROTECT: the log is sealed into a hash chain, so the user named on a row can't be nulled out by
+    # deleting the account; staff who leave are deactivated (accounts), never deleted.
     user = models.ForeignKey(
-        "accounts.User", verbose_name=_("user"), null=True, on_delete=models.SET_NULL, related_name="+"
+        "accounts.User", verbose_name=_("user"), null=True, on_delete=models.PROTECT, related_name="+"
     )
     action = models.CharField(_("action"), max_length=16, choices=Action.choices)
     object_type = models.CharField(_("object type"), max_length=64)

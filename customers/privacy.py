@@ -1206,6 +1206,9 @@ def _erase_logs(ids: list[int], related: _Related, portal_users: list, needles: 
         changed += access.filter(condition).update(object_label="")
     if portal_users:
         access.filter(user__in=portal_users).update(ip_address=None)
+        # Failed logins name the username typed; the erased accounts' usernames go with them.
+        usernames = [user.username for user in portal_users]
+        changed += access.filter(object_label__in=usernames).update(object_label="")
 
     models = {
         Customer: ids,

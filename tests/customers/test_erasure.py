@@ -215,6 +215,11 @@ def world(sales_rep, manager, client_for, client):
     portal_user.first_name = NAME
     portal_user.save()
     PortalAccount.objects.create(user=portal_user, customer=customer, created_by=sales_rep)
+    # A mistyped password: the access log names the username typed (the mobile number).
+    from django.test import Client
+
+    Client().post(reverse("accounts:login"), {"username": MOBILE_DIGITS, "password": "wrong"}, REMOTE_ADDR="10.9.9.9")
+    assert PersonalDataAccess.objects.filter(action="login_failed", object_label=MOBILE_DIGITS).exists()
     client.post(reverse("accounts:login"), {"username": MOBILE_DIGITS, "password": "wrong"}, REMOTE_ADDR="10.1.2.3")
     portal = client_for(portal_user)
     portal.post(reverse("portal:privacy_export", args=["json"]), REMOTE_ADDR="10.1.2.3")
