@@ -8,6 +8,7 @@ app_name = "audit"
 
 urlpatterns = [
     path("history/", audit_views.history, name="history"),
+    path("history/export/", audit_views.history_export, name="history_export"),
     path("access-log/", audit_views.access_log, name="access_log"),
     path("access-log/export/", audit_views.access_log_export, name="access_log_export"),
 ]

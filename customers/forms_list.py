@@ -1,4 +1,4 @@
-"""Forms of the reading side: list filters, bulk actions, transfer, share, phone book, access log.
+"""Forms of the reading side: list filters, bulk actions, transfer, share, phone book.
 
 Every value a user sends in a query string or a POST goes through one of these, so that a bad
 value becomes a form error (or is ignored) instead of a 500.
@@ -16,7 +16,6 @@ from django.utils.translation import gettext_lazy as _
 from accounts import roles
 from accounts.models import User
 from cims.forms import FilterDateField
-from cims.models import PersonalDataAccess
 from customers.models import (
     Customer,
     CustomerLevel,
@@ -396,27 +395,9 @@ class PhonebookFilterForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
 
 
-class AccessLogFilterForm(forms.Form):
-    user = UserChoiceField(label=_("User"), queryset=User.objects.none(), required=False, empty_label=_("Anyone"))
-    action = forms.ChoiceField(
-        label=_("Action"), required=False, choices=[("", _("All actions")), *PersonalDataAccess.Action.choices]
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = staff_users()
-
-    def valid_data(self) -> dict:
-        if not self.is_bound:
-            return {}
-        self.is_valid()
-        return {name: value for name, value in self.cleaned_data.items() if name not in self.errors}
-
-
 __all__ = [
     "MAX_BULK",
     "SORTS",
-    "AccessLogFilterForm",
     "BulkActionForm",
     "CursorForm",
     "CustomerFilterForm",

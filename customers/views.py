@@ -28,9 +28,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import staff_permission_required
 from accounts.models import User
+from cims import audit
 from cims.crypto import blind_index
-from cims.models import PersonalDataAccess
-from cims.normalize import fold_width, format_phone, normalize_phone
+from cims.normalize import fold_width, format_phone, normalize_email, normalize_id_number, normalize_phone
 from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count, page_links
 from customers import services
 from customers.access import (
@@ -41,7 +41,6 @@ from customers.access import (
 )
 from customers.forms_list import (
     SORTS,
-    AccessLogFilterForm,
     BulkActionForm,
     CursorForm,
     CustomerFilterForm,
@@ -160,6 +159,22 @@ def search_customers(queryset, text: str):
     return queryset.filter(code=text.upper()) | queryset.search_name(text)
 
 
+def searched_identifier(text: str) -> str:
+    """Which personal identifier ``search_customers`` matched exactly ("phone", "email", "id_number",
+    comma-joined if several), or "" for a code or name search: what a SEARCH access row names."""
+    text = fold_width(text or "").strip()
+    if not text or CODE_RE.match(text):
+        return ""
+    kinds = []
+    for kind, normalize in (("phone", normalize_phone), ("email", normalize_email), ("id_number", normalize_id_number)):
+        try:
+            if normalize(text):
+                kinds.append(kind)
+        except Exception:  # noqa: BLE001, S112 - not this kind of value
+            continue
+    return ",".join(kinds)
+
+
 def filter_customers(queryset, form: CustomerFilterForm):
     data = form.valid_data()
     queryset = search_customers(queryset, data.get("q") or "")
@@ -204,7 +219,17 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "return_query": request.GET.urlencode(),
         **page_links(request, page),
     }
-    return _render_list(request, "customers/list.html", "customers/_partials/list_table.html", context)
+    response = _render_list(request, "customers/list.html", "customers/_partials/list_table.html", context)
+    if not (after or before):  # the first page of a search is logged; paging through it is not
+        audit.log_search_later(
+            request,
+            response,
+            kind=searched_identifier(data.get("q") or ""),
+            found=queryset.only("id", "code"),
+            object_type="customers.customer",
+            label=lambda customer: customer.code,
+        )
+    return response
 
 
 def _list_return_url(raw: str) -> str:
@@ -375,7 +400,24 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     from lottery.display import detail_context as lottery_context
 
     context.update(lottery_context(customer))
-    return render(request, "customers/detail.html", context)
+    response = render(request, "customers/detail.html", context)
+    # Written after the page went out: not on the page's time or query budget.
+    return audit.log_view_later(
+        request,
+        response,
+        object_type="customers.customer",
+        object_id=customer.pk,
+        object_label=customer.code,
+        detail=lambda: _opened_under(request.user, customer),
+    )
+
+
+def _opened_under(user, customer: Customer) -> str:
+    """For the access log: the access request (数据访问权限审批) a 360 page was opened under, if any."""
+    from customers.access_requests import active_customer_grant
+
+    grant = active_customer_grant(user, customer.pk)
+    return f"access request #{grant.pk}" if grant else ""
 
 
 @staff_permission_required("customers.view_customer")
@@ -733,13 +775,17 @@ def search_contacts(queryset, text: str):
     text = text.strip()
     if not text:
         return queryset
-    try:
-        phone = normalize_phone(text)
-    except Exception:  # noqa: BLE001 - not a phone number: search by name
-        phone = ""
+    phone = _searched_phone(text)
     if phone:
         return queryset.filter(phone_bidx=blind_index("phone", phone))
     return queryset.filter(name__icontains=text)
+
+
+def _searched_phone(text: str) -> str:
+    try:
+        return normalize_phone(text.strip()) if text.strip() else ""
+    except Exception:  # noqa: BLE001 - not a phone number: search by name
+        return ""
 
 
 @staff_permission_required("customers.view_contact")
@@ -748,8 +794,10 @@ def phonebook(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = PhonebookFilterForm(request.GET or None)
     queryset = Contact.objects.filter(customer_id__in=Customer.objects.visible_to(user).values("pk"))
+    searched = ""
     if form.is_valid():
         queryset = search_contacts(queryset, form.cleaned_data["q"] or "")
+        searched = "phone" if _searched_phone(form.cleaned_data["q"] or "") else ""
     rows = queryset.select_related("customer").only(
         "id", "name", "title", "phone", "email", "is_primary", "customer__id", "customer__code", "customer__name"
     )
@@ -758,21 +806,22 @@ def phonebook(request: HttpRequest) -> HttpResponse:
     for contact in page.object_list:
         contact.shown = shown_fields(user, contact, ["phone", "email"])
     context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **page_links(request, page)}
-    return _render_list(request, "customers/phonebook.html", "customers/_partials/phonebook_table.html", context)
+    response = _render_list(request, "customers/phonebook.html", "customers/_partials/phonebook_table.html", context)
+    if not (after or before):
+        audit.log_search_later(
+            request,
+            response,
+            kind=searched,
+            found=queryset.select_related("customer").only("id", "customer__code"),
+            object_type="customers.contact",
+            label=lambda contact: contact.customer.code,
+        )
+    return response
 
 
 @staff_permission_required("cims.view_personaldataaccess")
 @require_http_methods(["GET", "HEAD"])
 def access_log(request: HttpRequest) -> HttpResponse:
-    form = AccessLogFilterForm(request.GET or None)
-    queryset = PersonalDataAccess.objects.all()
-    data = form.valid_data()
-    if data.get("user"):
-        queryset = queryset.filter(user=data["user"])
-    if data.get("action"):
-        queryset = queryset.filter(action=data["action"])
-    rows = queryset.select_related("user")
-    after, before = CursorForm(request.GET).cursors()
-    page = KeysetPaginator(rows, key="created_at", descending=True, per_page=50).page(after=after, before=before)
-    context = {"form": form, "page": page, "count": capped_count(queryset, COUNT_CAP), **page_links(request, page)}
-    return render(request, "customers/access_log.html", context)
+    """The access log moved to the audit views (cims.audit_views); old links keep their filters."""
+    query = request.GET.urlencode()
+    return redirect(reverse("audit:access_log") + (f"?{query}" if query else ""), permanent=True)
