@@ -409,10 +409,14 @@ def after_response(response, callback: Callable[[], None]):
     return response
 
 
-def log_view_later(request, response, *, object_type: str, object_id, object_label: str):
+def log_view_later(
+    request, response, *, object_type: str, object_id, object_label: str, detail: Callable[[], str] | None = None
+):
     """A VIEW row for a page that shows personal data, once a successful GET has been served.
 
     An htmx request for the same URL is a partial refresh of a page already logged: not logged again.
+    ``detail`` is called after the response too (e.g. to name the access request the page was
+    opened under), so its query is not on the page's time either.
     """
     if request.method != "GET" or response.status_code != 200 or request.headers.get("HX-Request"):
         return response
@@ -425,6 +429,7 @@ def log_view_later(request, response, *, object_type: str, object_id, object_lab
             object_type=object_type,
             object_id=object_id,
             object_label=object_label,
+            detail=detail() if detail else "",
             request=request,
         ),
     )

@@ -356,3 +356,15 @@ def active_export_grant(user) -> AccessRequest | None:
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
     return AccessRequest.objects.active().filter(requester=user, kind=Kind.EXPORT).order_by("-expires_at").first()
+
+
+def active_customer_grant(user, customer_id: int) -> AccessRequest | None:
+    """The user's active grant on one customer, if any: the 360 page's access-log row names it."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return (
+        AccessRequest.objects.active()
+        .filter(requester=user, kind=Kind.CUSTOMER, customer_id=customer_id)
+        .order_by("-expires_at")
+        .first()
+    )

@@ -225,6 +225,9 @@ def test_it_grants_the_customer_on_approval_until_the_job_ends_it(sales_rep, man
     assert abs(item.expires_at - (timezone.now() + datetime.timedelta(days=2))) < datetime.timedelta(minutes=1)
     assert sees(sales_rep, theirs)
     assert rep.get(reverse("customers:detail", args=[theirs.pk])).status_code == 200
+    # The use of the grant is logged: the 360 page's VIEW row names the access request.
+    opened = PersonalDataAccess.objects.get(action=Action.VIEW, user=sales_rep)
+    assert opened.object_id == str(theirs.pk) and opened.detail == f"access request #{item.pk}"
     assert not Customer.objects.editable_by(sales_rep).filter(pk=theirs.pk).exists()
     page = rep.get(detail_url(item))
     assert page.status_code == 200

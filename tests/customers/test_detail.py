@@ -225,7 +225,10 @@ def test_it_builds_the_360_page_in_a_constant_number_of_queries(manager, client_
     with CaptureQueriesContext(connection) as many:
         assert client.get(detail(customer)).status_code == 200
     # 20 for the archive, plus the 360 timeline's four sources and the quick entry's contacts (issue 5).
-    assert len(many) == len(few) <= 31  # + product lines, files, the opportunity pick of quick entry, profile (2)
+    # + product lines, files, the opportunity pick of quick entry, profile (2): 31 for the page; + 2 after
+    # it went out, which the test client counts when it closes the response: the access request the
+    # page was opened under and the VIEW row of the access log (cims.audit).
+    assert len(many) == len(few) <= 33
 
 
 def test_it_stays_within_the_query_budget_for_a_sales_rep(
@@ -237,9 +240,10 @@ def test_it_stays_within_the_query_budget_for_a_sales_rep(
         ContractFactory(customer=customer)
     client = client_for(sales_rep)
     # 31 for the page: 20 + timeline, quick entry, product lines, files (issue 5), profile block
-    # (issue 7); + 1 for the VIEW access-log row the test client writes when it closes the response
-    # (cims.audit: after the page was sent, see tests/cims/test_audit_logging.py).
-    with django_assert_max_num_queries(32):
+    # (issue 7); + 2 the test client runs when it closes the response: the look-up of an access
+    # request the page was opened under and the VIEW access-log row (cims.audit: after the page was
+    # sent, see tests/cims/test_audit_logging.py).
+    with django_assert_max_num_queries(33):
         assert client.get(detail(customer)).status_code == 200
 
 
