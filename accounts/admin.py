@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
-from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.forms import EmployeeForm
 from accounts.models import Department, Employee, User
 from accounts.services import department_save, employee_save
+from cims.history_admin import SimpleHistoryAdmin
 
 
 @admin.register(User)

@@ -31,3 +31,25 @@ class FilterDateField(forms.DateField):
             MinValueValidator(FILTER_DATE_MIN, message=_("Enter a date no earlier than %(limit_value)s.")),
             MaxValueValidator(FILTER_DATE_MAX, message=_("Enter a date no later than %(limit_value)s.")),
         ]
+
+
+# The range of our primary keys (BigAutoField) and of SQLite's INTEGER.
+PK_MIN, PK_MAX = -(2**63), 2**63 - 1
+
+
+class IdsChoiceField(forms.ModelMultipleChoiceField):
+    """A ModelMultipleChoiceField for integer ids: an id past the 64-bit range is "not one of the
+    choices" like any other unknown id. Django looks the ids up with ``pk__in``, which does not
+    guard against overflow: SQLite raised OverflowError (a 500) on ``tags=9223372036854775808``."""
+
+    def _check_values(self, value):
+        for pk in value or ():
+            try:
+                number = int(str(pk))
+            except (TypeError, ValueError):
+                continue  # the parent reports it as an invalid value
+            if not PK_MIN <= number <= PK_MAX:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                )
+        return super()._check_values(value)

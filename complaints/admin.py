@@ -2,8 +2,8 @@
 take each one's tickets) and a read-mostly look at tickets; the work itself is on the desk."""
 
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
+from cims.history_admin import SimpleHistoryAdmin
 from complaints.models import Ticket, TicketCategory
 
 

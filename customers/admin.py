@@ -1,6 +1,6 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
+from cims.history_admin import SimpleHistoryAdmin
 from customers.models import (
     AccessRequest,
     Contact,

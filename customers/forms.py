@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from cims.forms import IdsChoiceField
 from cims.normalize import (
     fold_width,
     normalize_bank_account,
@@ -165,6 +166,7 @@ class CustomerForm(ProtectedFieldsMixin, forms.ModelForm):
             "enterprise_nature",
             "scale",
         ]
+        field_classes = {"tags": IdsChoiceField}
         widgets = {
             "kind": forms.RadioSelect,
             "birth_date": _date_input(),

@@ -7,6 +7,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cims.forms import IdsChoiceField
 from customers.models import Customer, CustomerLevel
 from lottery import services
 from lottery.eligibility import level_weights
@@ -41,7 +42,7 @@ class EventForm(forms.Form):
         error_messages={"required": _("Choose at least one lifecycle status.")},
         help_text=_("Customers in one of these statuses may enter."),
     )
-    levels = forms.ModelMultipleChoiceField(
+    levels = IdsChoiceField(
         label=_("Customer levels"),
         queryset=CustomerLevel.objects.none(),
         required=False,

@@ -5,8 +5,8 @@ be listed and removed."""
 from __future__ import annotations
 
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
+from cims.history_admin import SimpleHistoryAdmin
 from reports.models import CustomerProfile, ProfileRule, ProfileTag, ReportSubscription, SummaryState
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 
 SAMPLE_BY_CONVERTER = {
@@ -13,6 +13,16 @@ SAMPLE_BY_CONVERTER = {
     "slug": "sample",
     "uuid": "00000000-0000-0000-0000-000000000001",
     "path": "sample",
+}
+
+# URLs whose argument selects a kind of page rather than a record: a made-up value only reaches
+# the "no such kind" 404, which answers before the permission check. These samples reach the check.
+SAMPLE_KWARGS_BY_NAME = {
+    "reports:report": {"key": "campaigns"},
+    "reports:subscribe": {"key": "campaigns"},
+    "customers:lookup_list": {"kind": "levels"},
+    "customers:lookup_create": {"kind": "levels"},
+    "customers:lookup_edit": {"kind": "levels", "pk": 1},
 }
 
 
@@ -49,5 +59,7 @@ def walk_urls(resolver=None, prefix: str = "/", namespace: str = "") -> list[Wal
             ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
             found.extend(walk_urls(entry, prefix + part, ns))
         elif isinstance(entry, URLPattern):
-            found.append(WalkedUrl(name=f"{namespace}{entry.name or ''}", path=prefix + part))
+            name = f"{namespace}{entry.name or ''}"
+            path = reverse(name, kwargs=SAMPLE_KWARGS_BY_NAME[name]) if name in SAMPLE_KWARGS_BY_NAME else prefix + part
+            found.append(WalkedUrl(name=name, path=path))
     return found
