@@ -6,7 +6,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --create-home cims && mkdir -p /app/var /app/media /app/staticfiles && chown -R cims /app/var /app/media /app/staticfiles
+RUN useradd --create-home cims && mkdir -p /app/var /app/media /app/staticfiles /app/backups && chown -R cims /app/var /app/media /app/staticfiles /app/backups
 USER cims
 EXPOSE 8000
 # Run without docker-compose: the web server with the same access log as there, the path only
