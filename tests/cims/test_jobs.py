@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from celery import shared_task
 
-from cims.celery import app
 from cims.jobs import ERROR_MAX_CHARS
 from cims.models import Heartbeat, JobRun
 from cims.tasks import heartbeat
@@ -67,11 +66,10 @@ def test_it_counts_runs_and_failures_and_clears_the_error_after_a_success(db):
 
 
 @pytest.fixture
-def always_eager():
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+def always_eager(settings):
+    # Through Django's settings, as the other eager tests do: setting app.conf directly would pin the
+    # value in Celery's own overrides, and later tests' settings.CELERY_TASK_ALWAYS_EAGER would be ignored.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
 def test_it_records_runs_sent_with_delay_when_tasks_run_eagerly(db, always_eager):
