@@ -53,7 +53,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Change history"), "audit:history", "clock-history", "cims.view_change_history", _("System")),
     NavItem(_("Access requests"), "customers:access_requests", "key", "customers.view_accessrequest", _("System")),
     NavItem(_("Backups"), "system:backups", "archive", "cims.view_backup", _("System")),
-    NavItem(_("System status"), "system:status", "hdd-stack", "cims.view_system_status", _("System")),
+    NavItem(_("Runtime environment"), "system:status", "hdd-stack", "cims.view_system_status", _("System")),
     NavItem(_("System settings"), "customers:settings", "sliders", "customers.change_tag", _("System")),
 ]
 
