@@ -9,11 +9,9 @@ from cims.models import AuditAnchor, PersonalDataAccess
 # --- Audit log (cims.audit): to look at, never to change -------------------------------------------
 
 
-class AuditViewOnlyAdmin(admin.ModelAdmin):
-    """No add, change or delete, and no bulk actions: the rows are evidence. Retention removes old
-    access-log rows through cims.audit only, recording an anchor."""
-
-    actions = None
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """An admin to look at, never to edit: records whose changes go through services that check and
+    log them (lottery, access requests, stock movements) or that are evidence (the audit log)."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -23,6 +21,13 @@ class AuditViewOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class AuditViewOnlyAdmin(ViewOnlyAdmin):
+    """No bulk actions either: the rows are evidence. Retention removes old access-log rows through
+    cims.audit only, recording an anchor."""
+
+    actions = None
 
 
 @admin.register(PersonalDataAccess)

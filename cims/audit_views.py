@@ -7,8 +7,6 @@ an auditor could mistake for the filtered answer). The access log's export is it
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -22,7 +20,7 @@ from cims.audit_history import history_count, history_page, iter_history
 from cims.models import PersonalDataAccess, log_personal_data_access
 from cims.pagination import COUNT_CAP, KeysetPage, KeysetPaginator, capped_count, page_links
 from customers import exporting
-from customers.attachments import SANDBOX_POLICY
+from customers.attachments import streaming_download_response
 from customers.forms_list import CursorForm
 
 ACCESS_LOG_PER_PAGE = 50
@@ -106,13 +104,7 @@ def _bad_filter(request: HttpRequest, form) -> HttpResponse:
 
 
 def _download(filename: str, content_type: str, content) -> StreamingHttpResponse:
-    """A streamed file with the headers of ``customers.attachments.download_response``."""
-    response = StreamingHttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Security-Policy"] = SANDBOX_POLICY
-    return response
+    return streaming_download_response(content, filename=filename, content_type=content_type)
 
 
 @staff_permission_required("cims.export_personaldataaccess")

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from cims.admin import ViewOnlyAdmin
 from cims.history_admin import SimpleHistoryAdmin
 from customers.models import (
     AccessRequest,
@@ -115,7 +116,7 @@ class ProductAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(admin.ModelAdmin):
+class StockMovementAdmin(ViewOnlyAdmin):
     """The stock ledger: read-only, written only by customers.products."""
 
     list_display = ["created_at", "product", "reason", "change", "balance", "transaction", "created_by"]
@@ -123,15 +124,6 @@ class StockMovementAdmin(admin.ModelAdmin):
     search_fields = ["product__code", "product__name", "note"]
     list_select_related = ["product", "created_by", "transaction"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Contract)
@@ -181,7 +173,7 @@ class CustomerAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(AccessRequest)
-class AccessRequestAdmin(admin.ModelAdmin):
+class AccessRequestAdmin(ViewOnlyAdmin):
     """Access requests, read-only: they are filed, decided and ended in the staff UI
     (customers.access_requests), where each step is logged and the grant follows the status."""
 
@@ -190,12 +182,3 @@ class AccessRequestAdmin(admin.ModelAdmin):
     search_fields = ["customer__code", "requester__username"]
     list_select_related = ["requester", "customer", "decided_by"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

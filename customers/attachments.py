@@ -512,17 +512,33 @@ def detail_context(request, customer, editable: bool) -> dict:
 SANDBOX_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
-def download_response(data: bytes, *, filename: str, content_type: str) -> HttpResponse:
-    """The response serving a stored file (customer and ticket files alike)."""
+def as_download(response, *, filename: str):
+    """Mark ``response`` as a download of personal data: the one rule for every such file (stored
+    files, exports, import error files, the portal's copy of one's data, the audit exports).
+
+    An attachment under an ASCII fallback name and the UTF-8 one, never sniffed, never cached, and
+    sandboxed should a browser render it anyway."""
     from urllib.parse import quote
 
-    response = HttpResponse(data, content_type=content_type)
     fallback = filename.encode("ascii", "replace").decode("ascii").replace("?", "_").replace('"', "_")
     response["Content-Disposition"] = (
         f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
     )
-    response["Content-Length"] = str(len(data))
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     response["Content-Security-Policy"] = SANDBOX_POLICY
     return response
+
+
+def download_response(data: bytes, *, filename: str, content_type: str) -> HttpResponse:
+    """The response serving a file held in memory (stored customer and ticket files, the portal's copy)."""
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Length"] = str(len(data))
+    return as_download(response, filename=filename)
+
+
+def streaming_download_response(content, *, filename: str, content_type: str):
+    """The response streaming a file as it is written (exports of a million rows)."""
+    from django.http import StreamingHttpResponse
+
+    return as_download(StreamingHttpResponse(content, content_type=content_type), filename=filename)

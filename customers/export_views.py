@@ -7,8 +7,6 @@ filter is a 400 page with the reason; never an export of more than the user aske
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -19,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import staff_permission_required
 from customers import exporting
+from customers.attachments import streaming_download_response
 from customers.forms_list import SORTS, CustomerFilterForm, ListChoices
 from customers.models import Contract, Customer, CustomField, Transaction
 from customers.views import filter_customers
@@ -85,10 +84,7 @@ def _htmx_download(request: HttpRequest) -> HttpResponse | None:
 
 def _download(export: exporting.ExportFile) -> StreamingHttpResponse:
     filename, content_type, content = export
-    response = StreamingHttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
-    response["Cache-Control"] = "no-store"
-    return response
+    return streaming_download_response(content, filename=filename, content_type=content_type)
 
 
 @staff_permission_required(PERMISSION)

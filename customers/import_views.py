@@ -6,8 +6,6 @@ call it and render. A job is reached only through ``engine.get_job_for`` (404 fo
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -18,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import staff_permission_required
+from customers.attachments import as_download
 from customers.forms_import import ImportUploadForm
 from customers.importing import engine
 from customers.models import ImportJob
@@ -34,10 +33,7 @@ ACTION_LABELS = {
 
 
 def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
-    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
-    response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-    response["Cache-Control"] = "no-store"
-    return response
+    return as_download(response, filename=filename)
 
 
 @staff_permission_required(PERMISSION)

@@ -8,8 +8,6 @@ from the URL or a form. Writes go through ``customers.privacy``, each in one tra
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,6 +23,7 @@ from accounts.portal import portal_view
 from cims.pagination import COUNT_CAP, KeysetPaginator, capped_count, page_links
 from customers import privacy
 from customers.access import can_edit, get_customer_for, scope_filter
+from customers.attachments import download_response
 from customers.forms_list import CursorForm
 from customers.forms_privacy import (
     ConsentForm,
@@ -263,14 +262,7 @@ def portal_export(request: HttpRequest, fmt: str) -> HttpResponse:
     if fmt not in privacy.EXPORT_FORMATS:
         raise Http404("unknown format")
     copy = privacy.customer_export(customer=request.portal_customer, fmt=fmt, by=request.user, request=request)
-    response = HttpResponse(copy.content, content_type=copy.content_type)
-    response["Content-Disposition"] = (
-        f"attachment; filename=\"{copy.filename}\"; filename*=UTF-8''{quote(copy.filename)}"
-    )
-    response["Content-Length"] = str(len(copy.content))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return download_response(copy.content, filename=copy.filename, content_type=copy.content_type)
 
 
 @portal_view

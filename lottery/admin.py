@@ -7,18 +7,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from cims.admin import ViewOnlyAdmin
 from lottery.models import LotteryEntry, LotteryEvent, LotteryLog, LotteryTier, LotteryWinner
-
-
-class ViewOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class TierInline(admin.TabularInline):

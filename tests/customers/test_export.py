@@ -418,7 +418,8 @@ def test_it_streams_the_download_as_an_attachment(manager, client_for):
     disposition = response["Content-Disposition"]
     assert disposition.startswith('attachment; filename="customers-') and ".xlsx" in disposition
     assert "filename*=UTF-8''customers-" in disposition
-    assert response["Cache-Control"] == "no-store"
+    assert response["Cache-Control"] == "private, no-store"
+    assert response["X-Content-Type-Options"] == "nosniff"  # the one download response's headers
     download(response)
 
 

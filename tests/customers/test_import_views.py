@@ -149,7 +149,7 @@ def test_it_serves_the_error_file_with_the_original_rows_and_reasons(client_for,
     job = last_job()
     response = client.get(reverse("customers:import_errors", args=[job.pk]) + "?format=csv")
     assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
+    assert response["Cache-Control"] == "private, no-store"
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     lines = body.strip().splitlines()
     assert lines[0].startswith("客户名称,手机")
