@@ -69,6 +69,8 @@ bench: venv
 	  $(PY) manage.py bench_reports $(BENCH_REPORTS_ARGS)
 	DATABASE_URL="$${BENCH_LOTTERY_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_lottery}" \
 	  $(PY) manage.py bench_lottery $(BENCH_LOTTERY_ARGS)
+	DATABASE_URL="$${BENCH_AUDIT_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cims_bench_audit}" \
+	  $(PY) manage.py bench_audit --rows "$${BENCH_AUDIT_ROWS:-1000000}" $(BENCH_AUDIT_ARGS)
 
 ## Recompile translations after editing locale/*/LC_MESSAGES/django.po (needs GNU gettext).
 messages: venv
