@@ -92,6 +92,7 @@ RULES: dict[str, tuple[Limit, Callable[[HttpRequest], bool]]] = {
     "portal:ticket_attachment": (EXPORT, _file),
     "portal:privacy_export": (EXPORT, _file),
     "audit:access_log_export": (EXPORT, _file),
+    "audit:history_export": (EXPORT, _file),
     "lottery:winners_export": (EXPORT, _file),
     "reports:report": (EXPORT, _param("format")),  # ?format=xlsx|csv downloads the report
 }

@@ -41,6 +41,12 @@ def test_it_names_only_urls_that_exist_in_its_rules():
     assert set(hardening.RULES) - _url_names() == set()
 
 
+def test_it_limits_every_export_url():
+    # An export added without a rule would not be limited: every URL named like one is in the table.
+    exports = {name for name in _url_names() if "export" in name.split(":")[-1]}
+    assert exports - set(hardening.RULES) == set()
+
+
 # --- Searches ------------------------------------------------------------------------------------
 
 
