@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +20,8 @@ from accounts.access import staff_permission_required
 from cims.models import Backup, RestoreRun
 from cims.pagination import KeysetPaginator, page_links
 
+security_log = logging.getLogger("cims.security")
+
 
 class RestoreConfirmForm(forms.Form):
     """A restore replaces every row of the live database: the administrator types the backup's file
@@ -26,10 +30,11 @@ class RestoreConfirmForm(forms.Form):
     confirm = forms.CharField(label=gettext_lazy("Backup file name"), max_length=255, strip=True)
     password = forms.CharField(label=gettext_lazy("Your password"), max_length=256, widget=forms.PasswordInput)
 
-    def __init__(self, *args, backup: Backup, user, **kwargs):
+    def __init__(self, *args, backup: Backup, user, request=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.backup = backup
         self.user = user
+        self.request = request
         self.fields["confirm"].help_text = _("Type %(name)s to confirm.") % {"name": backup.file_name}
 
     def clean_confirm(self) -> str:
@@ -40,7 +45,9 @@ class RestoreConfirmForm(forms.Form):
 
     def clean_password(self) -> str:
         value = self.cleaned_data["password"]
-        if not self.user.check_password(value):
+        # Through the authentication backends, so that django-axes counts wrong guesses and locks
+        # the account out as on the login page (a stolen session can't try passwords at leisure).
+        if authenticate(self.request, username=self.user.get_username(), password=value) != self.user:
             raise forms.ValidationError(_("The password is not correct."))
         return value
 
@@ -76,8 +83,13 @@ def backup_create(request: HttpRequest) -> HttpResponse:
     from cims.tasks_backup import backup_now
 
     # A backup killed half-way is marked failed here rather than blocking the button.
-    backups.clean_leftovers(backups.backup_dir())
-    if Backup.objects.filter(status=Backup.Status.RUNNING, started_at__gte=_stale_cutoff()).exists():
+    try:
+        backups.clean_leftovers(backups.backup_dir())
+    except OSError as exc:
+        security_log.error("backup folder unusable: %s", type(exc).__name__)
+        messages.error(request, _("The backup folder cannot be used; check BACKUP_DIR and its permissions."))
+        return redirect("system:backups")
+    if Backup.objects.filter(status=Backup.Status.RUNNING).exists():
         messages.warning(request, _("A backup is already running; wait for it to finish."))
         return redirect("system:backups")
     with transaction.atomic():
@@ -87,14 +99,6 @@ def backup_create(request: HttpRequest) -> HttpResponse:
         request, _("The backup %(name)s has started; this page shows when it is done.") % {"name": backup.file_name}
     )
     return redirect("system:backups")
-
-
-def _stale_cutoff():
-    from django.utils import timezone
-
-    from cims.backups import STALE_AFTER
-
-    return timezone.now() - STALE_AFTER
 
 
 def _detail(request: HttpRequest, backup: Backup, form: RestoreConfirmForm | None, status: int = 200) -> HttpResponse:
@@ -136,9 +140,19 @@ def backup_restore(request: HttpRequest, pk: int) -> HttpResponse:
     if backup.status != Backup.Status.COMPLETE or not _file_present(backup):
         messages.error(request, _("Only a complete backup whose file is present can be restored."))
         return _detail(request, backup, None, status=400)
-    form = RestoreConfirmForm(request.POST, backup=backup, user=request.user)
+    if (
+        RestoreRun.objects.filter(status=RestoreRun.Status.RUNNING).exists()
+        or Backup.objects.filter(status=Backup.Status.RUNNING).exists()
+    ):
+        # Two restores into the live database at once (a double submit, two administrators), or one
+        # next to a running backup, would leave neither whole.
+        messages.error(request, _("A backup or a restore is running; wait for it to finish."))
+        return _detail(request, backup, None, status=409)
+    form = RestoreConfirmForm(request.POST, backup=backup, user=request.user, request=request)
     if not form.is_valid():
         return _detail(request, backup, form, status=400)
+    # The restore replaces the access log too: this line outside the database says who did it.
+    security_log.warning("restore of %s requested by user id %s", backup.file_name, request.user.pk)
     with transaction.atomic():
         run = RestoreRun.objects.create(
             backup=backup, backup_name=backup.file_name, kind=RestoreRun.Kind.RESTORE, created_by=request.user

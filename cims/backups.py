@@ -325,6 +325,17 @@ def clean_leftovers(directory: Path) -> list[str]:
     Backup.objects.filter(status=Backup.Status.RUNNING, started_at__lt=now - STALE_AFTER).exclude(
         file_name__in=alive
     ).update(status=Backup.Status.FAILED, finished_at=now, error=stopped)
+    # A restore or drill killed half-way leaves its unpacked (decrypted) dump in a ``.restore-*``
+    # folder, which TemporaryDirectory removes only on a normal exit; and its run "running".
+    for entry in directory.glob(".restore-*"):
+        if entry.stat().st_mtime < (now - STALE_AFTER).timestamp():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    RestoreRun.objects.filter(status=RestoreRun.Status.RUNNING, started_at__lt=now - STALE_AFTER).update(
+        status=RestoreRun.Status.FAILED,
+        finished_at=now,
+        error="The restore process stopped before it finished (killed, or the machine restarted).",
+    )
     return removed
 
 

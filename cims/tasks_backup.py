@@ -7,6 +7,7 @@ from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,14 @@ def restore_backup(backup_id: int, user_id: int | None = None, run_id: int | Non
     """An administrator's confirmed restore of a backup into the configured database."""
     from accounts.models import User
     from cims import backups
-    from cims.models import Backup
+    from cims.models import Backup, RestoreRun
 
-    backup = Backup.objects.get(pk=backup_id)
+    backup = Backup.objects.filter(pk=backup_id).first()
+    if backup is None:  # gone since the page queued it: the run must not stay "running"
+        RestoreRun.objects.filter(pk=run_id, status=RestoreRun.Status.RUNNING).update(
+            status=RestoreRun.Status.FAILED, finished_at=timezone.now(), error="The backup no longer exists."
+        )
+        return RestoreRun.Status.FAILED
     user = User.objects.filter(pk=user_id).first() if user_id else None
     run = backups.record_restore(
         path=Path(settings.BACKUP_DIR) / backup.file_name, kind="restore", user=user, run_id=run_id

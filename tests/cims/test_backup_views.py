@@ -187,3 +187,43 @@ def test_it_queues_a_confirmed_restore(
     run = RestoreRun.objects.get()
     assert (run.kind, run.status, run.created_by) == (RestoreRun.Kind.RESTORE, RestoreRun.Status.RUNNING, administrator)
     assert queued == [(complete_backup.pk, administrator.pk, run.pk)]
+
+
+def test_it_refuses_a_second_restore_while_one_runs(client_for, administrator, complete_backup):
+    RestoreRun.objects.create(backup=complete_backup, backup_name=complete_backup.file_name, kind="restore")
+    response = client_for(administrator).post(
+        restore_url(complete_backup), {"confirm": complete_backup.file_name, "password": PASSWORD}
+    )
+    assert response.status_code == 409
+    assert RestoreRun.objects.count() == 1
+
+
+def test_it_refuses_the_restore_to_who_may_only_look(client_for, manager, complete_backup):
+    from django.contrib.auth.models import Permission
+
+    manager.user_permissions.add(Permission.objects.get(codename="view_backup"))
+    client = client_for(manager)
+    assert 'data-testid="restore-form"' not in client.get(detail_url(complete_backup)).content.decode()
+    response = client.post(restore_url(complete_backup), {"confirm": complete_backup.file_name, "password": PASSWORD})
+    assert response.status_code == 403
+    assert not RestoreRun.objects.exists()
+
+
+def test_it_counts_wrong_restore_passwords_as_failed_logins(client_for, administrator, complete_backup, settings):
+    # The password check goes through django-axes: guessing from a session ends in a lockout.
+    settings.AXES_FAILURE_LIMIT = 2
+    client = client_for(administrator)
+    for _ in range(2):
+        client.post(restore_url(complete_backup), {"confirm": complete_backup.file_name, "password": "guess"})
+    response = client.post(restore_url(complete_backup), {"confirm": complete_backup.file_name, "password": PASSWORD})
+    assert response.status_code != 302
+    assert not RestoreRun.objects.exists()
+
+
+def test_it_tells_when_the_backup_folder_cannot_be_used(client_for, administrator, settings, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings.BACKUP_DIR = blocker / "backups"
+    response = client_for(administrator).post(CREATE)
+    assert response.status_code == 302
+    assert not Backup.objects.exists()
