@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.core.mail import mail_admins
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -35,17 +33,15 @@ def verify() -> str:
 
 
 def alert_administrators(result: audit.VerifyResult) -> None:
-    from accounts import roles
-    from accounts.models import User
-    from followups.reminders import notify
+    from followups.reminders import notify_administrators
 
     details = "\n".join(str(problem) for problem in result.problems[:20])
-    key = f"audit-broken:{timezone.localdate():%Y-%m-%d}"
-    admins = User.objects.filter(is_active=True).filter(Q(groups__name=roles.ADMIN) | Q(is_superuser=True)).distinct()
-    title = _("The access log's tamper-evident chain is broken")
-    for user in admins:
-        notify(user=user, key=key, title=title, body=details, url=reverse("audit:access_log"))
-    mail_admins("The access log's tamper-evident chain is broken", f"{result.summary()}\n\n{details}")
+    notify_administrators(
+        key=f"audit-broken:{timezone.localdate():%Y-%m-%d}",
+        title=_("The access log's tamper-evident chain is broken"),
+        body=f"{result.summary()}\n\n{details}",
+        url=reverse("audit:access_log"),
+    )
 
 
 @shared_task(name="cims.tasks_audit.apply_retention", ignore_result=True)

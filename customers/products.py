@@ -21,11 +21,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from accounts import roles
 from accounts.models import User
 from customers.access import can_edit
 from customers.models import Customer, Product, StockMovement, Transaction, TransactionLine
@@ -161,9 +159,9 @@ def _lock_products(ids: Iterable[int]) -> dict[int, Product]:
 
 def low_stock_recipients(product: Product) -> list[User]:
     """Who hears of low stock: every active administrator (group admin, superusers) and the product's manager."""
-    users = list(
-        User.objects.filter(is_active=True).filter(Q(groups__name=roles.ADMIN) | Q(is_superuser=True)).distinct()
-    )
+    from followups.reminders import administrators
+
+    users = list(administrators())
     manager = product.manager
     if manager is not None and manager.is_active and manager.pk not in {user.pk for user in users}:
         users.append(manager)

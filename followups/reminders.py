@@ -7,13 +7,14 @@ it exactly once; only the run that really created a notification e-mails it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import mail_admins, send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
@@ -110,6 +111,28 @@ def notify(*, user, key: str, title: str, body: str = "", url: str = "") -> Noti
             return Notification.objects.create(user=user, key=key, title=title[:200], body=body, url=url[:300])
     except IntegrityError:
         return None
+
+
+def administrators():
+    """Every active administrator: the admin group's members and superusers."""
+    from accounts import roles
+    from accounts.models import User
+
+    return User.objects.filter(is_active=True).filter(Q(groups__name=roles.ADMIN) | Q(is_superuser=True)).distinct()
+
+
+def notify_administrators(*, key: str, title: str, body: str = "", url: str = "") -> None:
+    """Alert every active administrator in the app, and ``ADMINS`` by e-mail (``mail_admins``).
+
+    Never raises: the alert (a failed backup, a broken audit chain) must not hide the failure it
+    reports, and the database or the mail server may be what failed."""
+    try:
+        for user in administrators():
+            notify(user=user, key=key, title=title, body=body, url=url)
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.exception("could not notify the administrators (%s)", key)
+    with contextlib.suppress(Exception):
+        mail_admins(str(title), body, fail_silently=True)
 
 
 def notification_mark_read(*, notification: Notification) -> Notification:

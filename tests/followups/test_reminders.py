@@ -151,3 +151,16 @@ def test_two_email_runs_at_once_send_each_notification_once():
     assert errors == [] and sum(results) == 40
     assert len(mail.outbox) == 40
     assert len({tuple(message.to) + (message.subject,) for message in mail.outbox}) == 40
+
+
+def test_it_alerts_every_active_administrator_group_member_or_superuser(administrator, sales_rep, mailoutbox, settings):
+    from followups.reminders import notify_administrators
+    from tests.factories import UserFactory
+
+    settings.ADMINS = [("ops", "ops@example.com")]
+    root = UserFactory(username="root_alert", is_superuser=True)
+    UserFactory(username="gone_admin", role="admin", is_active=False)
+    notify_administrators(key="test-alert", title="Backup failed", body="disk full", url="/system/")
+    alerted = set(Notification.objects.filter(key="test-alert").values_list("user__username", flat=True))
+    assert alerted == {administrator.username, root.username}
+    assert [m.subject for m in mailoutbox] == [settings.EMAIL_SUBJECT_PREFIX + "Backup failed"]
