@@ -295,6 +295,14 @@ def _take_back(locked: AccessRequest, now) -> None:
             remove_perm(f"customers.{codename}", requester, customer)
 
 
+def grants_yield_to_share(*, user, customer, view: bool, change: bool) -> None:
+    """A share (customers.services.customer_share) made while the user holds grants on the customer
+    takes over the rows those grants created, so that their end leaves the share in place."""
+    flags = {**({"granted_view": False} if view else {}), **({"granted_change": False} if change else {})}
+    if flags:
+        AccessRequest.objects.active().filter(requester=user, kind=Kind.CUSTOMER, customer=customer).update(**flags)
+
+
 def access_request_revoke(*, request_row: AccessRequest, by, request=None) -> AccessRequest:
     """End a request early: a decider revokes a grant; the requester withdraws a pending request
     or gives up their grant. Anything else is refused."""

@@ -234,6 +234,12 @@ def customer_share(*, customer: Customer, user=None, group=None, can_edit_too: b
             assign_perm("customers.change_customer", target, customer)
         else:
             remove_perm("customers.change_customer", target, customer)
+        if user is not None:
+            # The share now owns the permission rows an access grant may have added: the grant's
+            # end must not take them away with it.
+            from customers.access_requests import grants_yield_to_share
+
+            grants_yield_to_share(user=user, customer=customer, view=True, change=can_edit_too)
 
 
 def customer_unshare(*, customer: Customer, user=None, group=None, by) -> None:

@@ -274,6 +274,17 @@ def test_it_keeps_a_share_that_existed_before_the_grant(sales_rep, manager, thei
     assert not Customer.objects.editable_by(sales_rep).filter(pk=theirs.pk).exists()
 
 
+def test_it_keeps_a_share_made_while_the_grant_lasts(sales_rep, manager, theirs):
+    from customers.services import customer_share
+
+    item = file_customer(sales_rep, theirs)
+    services.access_request_approve(request_row=item, by=manager, days=1)
+    customer_share(customer=theirs, user=sales_rep, by=manager)  # the owner's manager shares it meanwhile
+    expire_now(item)
+    services.expire_due_grants()
+    assert sees(sales_rep, theirs)  # the share outlives the grant
+
+
 def test_it_hands_a_permission_to_an_overlapping_grant_instead_of_removing_it(sales_rep, manager, theirs):
     first = file_customer(sales_rep, theirs)
     services.access_request_approve(request_row=first, by=manager, days=1)
