@@ -35,7 +35,8 @@ class PersonalDataAccessAdmin(AuditViewOnlyAdmin):
     list_display = ["created_at", "user", "action", "object_type", "object_label", "field", "rows", "ip_address", "seq"]
     # No filters that read distinct values or dates over the whole log (a million rows and more).
     list_filter = ["action"]
-    search_fields = ["object_label", "object_id", "user__username"]
+    # Exact matches only: a substring search would scan the whole log (the audit views filter it).
+    search_fields = ["=object_label", "=object_id", "=user__username"]
     list_select_related = ["user"]
     show_full_result_count = False  # no COUNT(*) over the whole log on each page
 
