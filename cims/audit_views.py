@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
@@ -21,6 +20,7 @@ from cims.models import PersonalDataAccess, log_personal_data_access
 from cims.pagination import COUNT_CAP, KeysetPage, KeysetPaginator, capped_count, page_links
 from customers import exporting
 from customers.attachments import streaming_download_response
+from customers.export_views import bad_filter, bad_format, export_format
 from customers.forms_list import CursorForm
 
 ACCESS_LOG_PER_PAGE = 50
@@ -87,22 +87,6 @@ EXPORT_HEADERS = [
 ]
 
 
-def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
-    return render(request, "400.html", {"message": message}, status=400)
-
-
-def _bad_filter(request: HttpRequest, form) -> HttpResponse:
-    problems = [
-        f"{form.fields[name].label}: {error}" if name in form.fields else str(error)
-        for name, errors in form.errors.items()
-        for error in errors
-    ]
-    message = _("The export was not made because a filter is not valid: %(problems)s") % {
-        "problems": "; ".join(problems)
-    }
-    return _bad_request(request, message)
-
-
 def _download(filename: str, content_type: str, content) -> StreamingHttpResponse:
     return streaming_download_response(content, filename=filename, content_type=content_type)
 
@@ -111,12 +95,12 @@ def _download(filename: str, content_type: str, content) -> StreamingHttpRespons
 @require_http_methods(["GET"])
 def access_log_export(request: HttpRequest) -> HttpResponse:
     """The filtered access log as CSV or XLSX, streamed; the export leaves its own row in the log."""
-    fmt = request.GET.get("format", exporting.CSV)
-    if fmt not in exporting.FORMATS:
-        return _bad_request(request, _("Choose CSV or XLSX as the export format."))
+    fmt = export_format(request)
+    if fmt is None:
+        return bad_format(request)
     form = AccessLogFilterForm(request.GET)
     if not form.is_valid():
-        return _bad_filter(request, form)
+        return bad_filter(request, form)
     queryset = _access_log_rows(form)
     count = queryset.count()
     entry = log_personal_data_access(
@@ -156,12 +140,12 @@ HISTORY_EXPORT_HEADERS = [
 @require_http_methods(["GET"])
 def history_export(request: HttpRequest) -> HttpResponse:
     """The filtered change history as CSV or XLSX, masked as on the page, streamed; logged as an export."""
-    fmt = request.GET.get("format", exporting.CSV)
-    if fmt not in exporting.FORMATS:
-        return _bad_request(request, _("Choose CSV or XLSX as the export format."))
+    fmt = export_format(request)
+    if fmt is None:
+        return bad_format(request)
     form = HistoryFilterForm(request.GET)
     if not form.is_valid():
-        return _bad_filter(request, form)
+        return bad_filter(request, form)
     query = form.query()
     log_personal_data_access(
         user=request.user,

@@ -47,7 +47,9 @@ class ContractExportForm(RelatedExportForm):
     )
 
 
-def _format(request: HttpRequest) -> str | None:
+def export_format(request: HttpRequest) -> str | None:
+    """The ``format`` asked for (CSV by default), or None when it is not one we write. These helpers
+    answer every export's bad input the same way (customer exports, the audit exports)."""
     fmt = request.GET.get("format", exporting.CSV)
     return fmt if fmt in exporting.FORMATS else None
 
@@ -56,11 +58,11 @@ def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
     return render(request, "400.html", {"message": message}, status=400)
 
 
-def _bad_format(request: HttpRequest) -> HttpResponse:
+def bad_format(request: HttpRequest) -> HttpResponse:
     return _bad_request(request, _("Choose CSV or XLSX as the export format."))
 
 
-def _bad_filter(request: HttpRequest, form: forms.Form) -> HttpResponse:
+def bad_filter(request: HttpRequest, form: forms.Form) -> HttpResponse:
     problems = []
     for name, errors in form.errors.items():
         label = str(form.fields[name].label) if name in form.fields else ""
@@ -91,9 +93,9 @@ def _download(export: exporting.ExportFile) -> StreamingHttpResponse:
 @require_GET
 def customer_export(request: HttpRequest) -> HttpResponse:
     """The customer list as the list page shows it (same scope, filters and order), as CSV or XLSX."""
-    fmt = _format(request)
+    fmt = export_format(request)
     if fmt is None:
-        return _bad_format(request)
+        return bad_format(request)
     redirect = _htmx_download(request)
     if redirect is not None:
         return redirect
@@ -101,7 +103,7 @@ def customer_export(request: HttpRequest) -> HttpResponse:
     custom_fields = list(CustomField.objects.filter(is_active=True))
     form = CustomerFilterForm(request.GET, user=user, custom_fields=custom_fields, choices=ListChoices())
     if not form.is_valid():
-        return _bad_filter(request, form)
+        return bad_filter(request, form)
     queryset, data = filter_customers(Customer.objects.visible_to(user), form)
     key, descending = SORTS.get(data.get("sort") or "-id", SORTS["-id"])
     sign = "-" if descending else ""
@@ -122,15 +124,15 @@ def _related_export(
 ) -> HttpResponse:
     if not request.user.has_perm(view_perm):
         raise PermissionDenied(view_perm)
-    fmt = _format(request)
+    fmt = export_format(request)
     if fmt is None:
-        return _bad_format(request)
+        return bad_format(request)
     redirect = _htmx_download(request)
     if redirect is not None:
         return redirect
     form = form_class(request.GET)
     if not form.is_valid():
-        return _bad_filter(request, form)
+        return bad_filter(request, form)
     data = form.cleaned_data
     queryset = model.objects.all()
     if data.get("date_from"):
