@@ -924,21 +924,23 @@ def _restore_postgresql(source: Path, config: dict) -> None:
 
 
 def _restore_media(source: Path) -> int:
-    """Put the backup's files in MEDIA_ROOT; what was there is kept aside, not deleted."""
+    """Put the backup's files in MEDIA_ROOT; what was there is kept aside beside it, not deleted.
+
+    The folder itself stays where it is and only its entries move: in docker-compose MEDIA_ROOT is
+    a volume's mount point, which cannot be renamed."""
     root = Path(settings.MEDIA_ROOT)
     files = [path for path in source.rglob("*") if path.is_file()] if source.is_dir() else []
     if not files and not (root.exists() and any(root.iterdir())):
         return 0
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = root.with_name(root.name + ".restoring")
-    shutil.rmtree(staging, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    entries = list(root.iterdir())
+    if entries:
+        aside = root.with_name(f"{root.name}.before-restore-{timezone.now().strftime('%Y%m%d-%H%M%S')}")
+        aside.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            shutil.move(str(entry), str(aside / entry.name))
     if source.is_dir():
-        shutil.copytree(source, staging)
-    else:
-        staging.mkdir()
-    if root.exists():
-        root.rename(root.with_name(f"{root.name}.before-restore-{timezone.now().strftime('%Y%m%d-%H%M%S')}"))
-    staging.rename(root)
+        shutil.copytree(source, root, dirs_exist_ok=True)
     return len(files)
 
 

@@ -131,8 +131,10 @@ def test_it_packs_media_files_and_restores_them_into_the_configured_database(set
     unpacked_dir = tmp_path / "unpack"
     unpacked_dir.mkdir()
     unpacked = backups.unpack(backups.backup_dir() / backup.file_name, unpacked_dir)
+    folder = media.stat().st_ino
     assert backups._restore_media(unpacked.media) == 1
     assert (media / "scans" / "licence.pdf").read_bytes() == b"%PDF-1.4 scan"
+    assert media.stat().st_ino == folder  # the folder stays (a volume's mount point can't be renamed)
     assert list(tmp_path.glob("media.before-restore-*/scans/licence.pdf"))
 
 
