@@ -508,8 +508,8 @@ def health_warnings(facts: dict[str, Any], now: datetime | None = None) -> list[
         elif now - last_at > BACKUP_MAX_AGE:
             warn(
                 "no-backup",
-                gettext("No backup in the last 26 hours: the newest complete one is from %(when)s.")
-                % {"when": _when(last_at)},
+                gettext("No backup in the last %(hours)d hours: the newest complete one is from %(when)s.")
+                % {"hours": BACKUP_MAX_AGE.total_seconds() // 3600, "when": _when(last_at)},
             )
         drill = backups["drill"]
         if drill is not None and drill.status == RestoreRun.Status.FAILED:
@@ -522,8 +522,8 @@ def health_warnings(facts: dict[str, Any], now: datetime | None = None) -> list[
         if passed_at is None or now - passed_at > DRILL_MAX_AGE:
             warn(
                 "no-drill",
-                gettext("No restore drill passed in the last 8 days (last passed: %(when)s).")
-                % {"when": _when(passed_at)},
+                gettext("No restore drill passed in the last %(days)d days (last passed: %(when)s).")
+                % {"days": DRILL_MAX_AGE.days, "when": _when(passed_at)},
             )
 
     for disk in facts["disks"]:
