@@ -247,8 +247,11 @@ def test_it_warns_of_little_disk_space():
     assert warnings[0]["message"].startswith("Little disk space left for Backups (/backups): 1.0")
 
 
-def test_it_writes_the_warnings_in_the_users_language(db, healthy):
+def test_it_writes_the_warnings_in_the_users_language(db, healthy, settings, tmp_path):
     Heartbeat.objects.all().delete()
+    # An empty queue: messages another process left in var/celery would add "n tasks waiting".
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(tmp_path)}
     with translation.override("en"):
         messages = [w["message"] for w in system.status_facts()["warnings"]]
     assert "No background worker: no heartbeat has ever been recorded. Start the Celery worker and beat." in messages
