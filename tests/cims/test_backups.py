@@ -227,9 +227,11 @@ def test_it_fails_loudly_on_a_full_disk(monkeypatch, administrator, mailoutbox, 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(backups.EncryptingWriter, "_emit", disk_full)
+    from django.utils import translation
+
     from cims.tasks_backup import backup_scheduled
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError), translation.override("en"):  # the alert is written in the active language
         backup_scheduled()
     failed = Backup.objects.exclude(pk=good.pk).get()
     assert failed.status == Backup.Status.FAILED and "No space left" in failed.error
