@@ -21,6 +21,8 @@ class User(AbstractUser):
     """
 
     name = models.CharField(_("full name"), max_length=64, blank=True)
+    # The guided tour of the staff pages: offered at first sign-in until finished or skipped.
+    tour_done_at = models.DateTimeField(_("guided tour done"), null=True, blank=True)
 
     objects = UserManager()
     history = HistoricalRecords(excluded_fields=["password", "last_login"])
@@ -223,3 +225,69 @@ class PortalAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.customer_id}"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, user__is_active=True)
+
+
+class ApiToken(models.Model):
+    """A per-integration credential of the REST API (cims.api), created by an administrator.
+
+    The token acts as its service ``user``: that user's role and object permissions decide what
+    it sees and may change, exactly as in the UI. Only a SHA-256 digest of the secret is stored
+    (the secret has 256 random bits, so a slow hash adds nothing); the secret is shown once.
+    ``prefix`` is public: it names the token in logs and finds its row without the secret.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", _("Read only")
+        READ_WRITE = "read_write", _("Read and write")
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    user = models.ForeignKey(User, verbose_name=_("service user"), on_delete=models.PROTECT, related_name="api_tokens")
+    scope = models.CharField(_("scope"), max_length=16, choices=Scope.choices, default=Scope.READ)
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Requests a minute; empty: API_RATE_LIMIT_PER_MINUTE.
+    rate_limit = models.PositiveIntegerField(_("requests per minute"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, verbose_name=_("created by"), on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        User,
+        verbose_name=_("revoked by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+
+    objects = ApiTokenQuerySet.as_manager()
+    history = HistoricalRecords(excluded_fields=["key_hash", "last_used_at"])
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.user.is_active
+
+    @property
+    def writable(self) -> bool:
+        return self.scope == self.Scope.READ_WRITE
+
+    @property
+    def actor_label(self) -> str:
+        """How the token is named as the actor in change history (history_change_reason, ≤100)."""
+        return f"API: {self.name}"[:100]

@@ -11,6 +11,7 @@ class CimsConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             jobs,
         )
+        from cims.api import history  # noqa: F401  (history written through the API names the token)
 
         # Every Celery task run (worker or eager) updates its JobRun row for the system page.
         jobs.connect()

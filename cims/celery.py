@@ -55,6 +55,8 @@ app.conf.beat_schedule = {
     "audit-retention": {"task": "cims.tasks_audit.apply_retention", "schedule": crontab(hour=4, minute=0)},
     # Approved access requests (数据访问权限审批) end when their grant expires.
     "access-grants-expire": {"task": "customers.tasks.expire_access_grants", "schedule": timedelta(minutes=5)},
+    # REST API: forget Idempotency-Keys past API_IDEMPOTENCY_HOURS.
+    "api-idempotency-purge": {"task": "cims.tasks.purge_idempotency_keys", "schedule": crontab(hour=4, minute=30)},
 }
 
 

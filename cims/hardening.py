@@ -50,6 +50,7 @@ class Limit:
 
 SEARCH = Limit("search", "RATE_LIMIT_SEARCH_PER_MINUTE", 60)
 EXPORT = Limit("export", "RATE_LIMIT_EXPORT_PER_HOUR", 3600)
+API = Limit("api", "API_RATE_LIMIT_PER_MINUTE", 60)  # per token: cims.api.throttling
 
 
 def _param(name: str) -> Callable[[HttpRequest], bool]:
@@ -105,9 +106,11 @@ def _who(request: HttpRequest) -> str:
     return f"ip{client_ip(request) or 'unknown'}"
 
 
-def hit(limit: Limit, who: str, *, now: float | None = None) -> int | None:
-    """Count one request of ``who`` against ``limit``: None when allowed, else the seconds to wait."""
+def hit(limit: Limit, who: str, *, now: float | None = None, allowed: int | None = None) -> int | None:
+    """Count one request of ``who`` against ``limit``: None when allowed, else the seconds to wait.
+    ``allowed`` overrides the limit's setting (an API token with a limit of its own)."""
     now = time.time() if now is None else now
+    allowed = limit.allowed if allowed is None else allowed
     bucket = int(now // limit.window)
     key = f"ratelimit:{limit.key}:{who}:{bucket}"
     # add() creates the window's counter only if absent; incr() is atomic in Redis (and locmem).
@@ -117,7 +120,7 @@ def hit(limit: Limit, who: str, *, now: float | None = None) -> int | None:
     except ValueError:  # evicted between add() and incr()
         cache.set(key, 1, timeout=limit.window + 5)
         count = 1
-    if count <= limit.allowed:
+    if count <= allowed:
         return None
     return max(1, math.ceil((bucket + 1) * limit.window - now))
 

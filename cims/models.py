@@ -6,6 +6,9 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from cims.crypto import EncryptedTextField
 
 
 class Sequence(models.Model):
@@ -311,3 +314,119 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class IdempotencyRecord(models.Model):
+    """A create request of the REST API sent with an ``Idempotency-Key`` header (cims.api.idempotency).
+
+    A retry with the same key and the same body answers what the first request created instead of
+    creating it again; the same key with another body is refused (409). Only the id of what was
+    created is kept, never the response itself, so no personal data is stored here: the replay
+    serializes the object afresh, through the token's current permissions.
+    """
+
+    token = models.ForeignKey("accounts.ApiToken", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path and body
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # null: still running
+    resource_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [models.UniqueConstraint(fields=["token", "key"], name="idempotency_token_key_unique")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class WebhookEvent(models.TextChoices):
+    """The events a webhook endpoint may subscribe to (cims.webhooks emits them)."""
+
+    CUSTOMER_CREATED = "customer.created", _("Customer created")
+    CUSTOMER_UPDATED = "customer.updated", _("Customer updated")
+    CUSTOMER_MERGED = "customer.merged", _("Customers merged")
+    OPPORTUNITY_WON = "opportunity.won", _("Opportunity won")
+    OPPORTUNITY_LOST = "opportunity.lost", _("Opportunity lost")
+    CONTRACT_EXPIRING = "contract.expiring", _("Contract expiring")
+    COMPLAINT_CREATED = "complaint.created", _("Complaint created")
+    COMPLAINT_RESOLVED = "complaint.resolved", _("Complaint resolved")
+
+
+class WebhookEndpoint(models.Model):
+    """An address outside CIMS told of events, registered by an administrator.
+
+    Deliveries are signed with HMAC-SHA256 under ``secret`` (stored encrypted: it must be read to
+    sign). Personal data in payloads is masked unless an administrator marked the endpoint trusted.
+    """
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    url = models.URLField(_("URL"), max_length=500)
+    events = models.JSONField(_("events"), default=list, blank=True)
+    secret = EncryptedTextField(_("signing secret"), aad="cims_webhookendpoint.secret")
+    is_active = models.BooleanField(_("active"), default=True)
+    trusted = models.BooleanField(
+        _("trusted"),
+        default=False,
+        help_text=_("A trusted endpoint receives personal data unmasked. Mark only a system you control."),
+    )
+    created_by = models.ForeignKey(
+        "accounts.User", verbose_name=_("created by"), on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or to be sent) to one endpoint, with its attempts' outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RETRYING = "retrying", _("Retrying")
+        SUCCEEDED = "succeeded", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, verbose_name=_("endpoint"), on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(_("event"), max_length=32, choices=WebhookEvent.choices)
+    event_id = models.UUIDField(_("event id"))  # the same for every endpoint told of one event
+    # The JSON body as sent, encrypted: a trusted endpoint's payload holds personal data unmasked.
+    payload = EncryptedTextField(_("payload"), aad="cims_webhookdelivery.payload")
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    response_code = models.PositiveSmallIntegerField(_("response code"), null=True, blank=True)
+    response_ms = models.PositiveIntegerField(_("response time (ms)"), null=True, blank=True)
+    response_excerpt = models.CharField(_("response"), max_length=500, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    resent_from = models.ForeignKey(
+        "self", verbose_name=_("resent from"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resent_by = models.ForeignKey(
+        "accounts.User", verbose_name=_("resent by"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.endpoint_id} ({self.status})"

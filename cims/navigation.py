@@ -54,7 +54,10 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(_("Access requests"), "customers:access_requests", "key", "customers.view_accessrequest", _("System")),
     NavItem(_("Backups"), "system:backups", "archive", "cims.view_backup", _("System")),
     NavItem(_("Runtime environment"), "system:status", "hdd-stack", "cims.view_system_status", _("System")),
+    NavItem(_("API tokens"), "system:api_tokens", "plug", "accounts.view_apitoken", _("System")),
+    NavItem(_("Webhooks"), "system:webhooks", "broadcast", "cims.view_webhookendpoint", _("System")),
     NavItem(_("System settings"), "customers:settings", "sliders", "customers.change_tag", _("System")),
+    NavItem(_("Help"), "help:index", "question-circle", None, _("Help")),
 ]
 
 

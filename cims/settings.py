@@ -96,6 +96,9 @@ INSTALLED_APPS = [
     "import_export",
     "axes",
     "csp",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our own static files (CSP: 'self')
     "cims",
     "accounts",
     "customers",
@@ -277,6 +280,53 @@ ACCESS_GRANT_DEFAULT_DAYS = env_int("ACCESS_GRANT_DEFAULT_DAYS", 7, minimum=1)
 # --- Rate limits (cims.hardening): per user (or per address when anonymous), HTTP 429 beyond ---
 RATE_LIMIT_SEARCH_PER_MINUTE = env_int("RATE_LIMIT_SEARCH_PER_MINUTE", 60, minimum=1)
 RATE_LIMIT_EXPORT_PER_HOUR = env_int("RATE_LIMIT_EXPORT_PER_HOUR", 30, minimum=1)
+
+# --- REST API (cims.api) and webhooks (cims.webhooks) -------------------------------------------
+# Requests a minute per API token (a token may have its own limit); HTTP 429 with Retry-After beyond.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
+# Hours an Idempotency-Key is remembered: a retry within them creates nothing twice.
+API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24, minimum=1)
+# Attempts of one webhook delivery (exponential backoff between them) and the timeout of each.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+# Plain http:// endpoints (and private addresses) are refused unless allowed, e.g. on a closed network.
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", DEBUG)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "cims.api.authentication.TokenAuthentication",
+        "cims.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["cims.api.permissions.ApiAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["cims.api.throttling.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "cims.api.pagination.KeysetPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "cims.api.errors.exception_handler",
+    "DEFAULT_VERSIONING_CLASS": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DATETIME_FORMAT": "iso-8601",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CIMS API",
+    "DESCRIPTION": "The integration API of CIMS (客户信息管理系统). See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["cims.api.permissions.StaffDocs"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "token": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer cims_…"}
+        }
+    },
+    "SECURITY": [{"token": []}],
+}
 
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

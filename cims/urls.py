@@ -13,6 +13,8 @@ urlpatterns = [
     path("portal/", include("cims.portal_urls")),
     path("system/", include("cims.system_urls")),
     path("audit/", include("cims.audit_urls")),
+    path("api/", include("cims.api.urls")),
+    path("help/", include("cims.help_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path(settings.ADMIN_URL, admin.site.urls),

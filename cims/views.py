@@ -5,6 +5,7 @@ import logging
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import requires_csrf_token
 
@@ -52,10 +53,21 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    from cims.api.errors import is_api_path, json_error
+
+    if is_api_path(request):
+        return json_error(request, 404, "not_found", _("There is no such API address."))
     return render(request, "404.html", status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        # Plain JSON, no translation machinery: this must answer even when everything else is broken.
+        from django.http import JsonResponse
+
+        return JsonResponse(
+            {"error": {"code": "server_error", "message": "Internal server error / 服务器内部错误"}}, status=500
+        )
     # No context processors, no database: this page must render even when everything else is broken.
     from django.template import loader
 

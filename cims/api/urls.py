@@ -1,0 +1,27 @@
+"""/api/v1/: each app's endpoints (``<app>.api.register``), the schema and its browsable docs."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from rest_framework.routers import DefaultRouter
+
+from complaints import api as complaints_api
+from customers import api as customers_api
+from followups import api as followups_api
+
+app_name = "api"
+
+
+class Router(DefaultRouter):
+    include_root_view = False
+
+
+router = Router()
+for module in (customers_api, followups_api, complaints_api):
+    module.register(router)
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("v1/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+]

@@ -1,0 +1,1 @@
+"""Placeholder: webhook delivery jobs (being written)."""
