@@ -207,6 +207,22 @@ ALLOW: dict[str, frozenset[str] | str] = {
     "system:backup_create": ADMIN_ONLY,
     "system:backup_detail": ADMIN_ONLY,
     "system:backup_restore": ADMIN_ONLY,
+    "system:api_tokens": ADMIN_ONLY,
+    "system:api_token_create": ADMIN_ONLY,
+    "system:api_token_detail": ADMIN_ONLY,
+    "system:api_token_revoke": ADMIN_ONLY,
+    "system:webhooks": ADMIN_ONLY,
+    "system:webhook_create": ADMIN_ONLY,
+    "system:webhook_detail": ADMIN_ONLY,
+    "system:webhook_edit": ADMIN_ONLY,
+    "system:webhook_ping": ADMIN_ONLY,
+    "system:webhook_delivery": ADMIN_ONLY,
+    "system:webhook_resend": ADMIN_ONLY,
+    # 帮助: the user guide and the guided tour, for every staff member.
+    "help:index": STAFF,
+    "help:page": STAFF,
+    "help:tour_done": STAFF,
+    "help:tour_restart": STAFF,
     "audit:history": LEADS,
     "audit:history_export": LEADS,
     "audit:access_log": LEADS,
@@ -229,8 +245,13 @@ def _is_admin(path: str) -> bool:
     return path.startswith("/" + settings.ADMIN_URL)
 
 
+def _is_api(path: str) -> bool:
+    # The REST API answers 401/403 as JSON, never a login redirect: its own matrix is tests/api.
+    return path.startswith("/api/")
+
+
 def _app_urls():
-    return [url for url in walk_urls() if not _is_admin(url.path)]
+    return [url for url in walk_urls() if not _is_admin(url.path) and not _is_api(url.path)]
 
 
 def _admin_urls():
