@@ -379,7 +379,8 @@ USE_TZ = True
 
 # --- Static files ------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# The user guide's screenshots (taken by the browser tests) are served as static/help/….
+STATICFILES_DIRS = [BASE_DIR / "static", ("help", BASE_DIR / "docs" / "user-guide" / "img")]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES = {
