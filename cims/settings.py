@@ -144,6 +144,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "cims.navigation.navigation",
+                "cims.help.help_context",
             ],
         },
     },
@@ -320,12 +321,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "token": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer cims_…"}
-        }
-    },
-    "SECURITY": [{"token": []}],
 }
 
 # --- Authentication ----------------------------------------------------------------------------

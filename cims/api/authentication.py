@@ -85,3 +85,25 @@ class TokenAuthentication(authentication.BaseAuthentication):
 
 class SessionAuthentication(authentication.SessionAuthentication):
     """A signed-in staff member in the browser (the browsable docs); CSRF is enforced on writes."""
+
+
+try:  # the schema's description of both ways in (drf-spectacular finds extensions by subclassing)
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+except ImportError:  # pragma: no cover - drf-spectacular is a runtime dependency
+    OpenApiAuthenticationExtension = None
+
+if OpenApiAuthenticationExtension is not None:
+
+    class TokenScheme(OpenApiAuthenticationExtension):
+        target_class = "cims.api.authentication.TokenAuthentication"
+        name = "token"
+
+        def get_security_definition(self, auto_schema):
+            return {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer cims_…"}
+
+    class SessionScheme(OpenApiAuthenticationExtension):
+        target_class = "cims.api.authentication.SessionAuthentication"
+        name = "session"
+
+        def get_security_definition(self, auto_schema):
+            return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
