@@ -16,6 +16,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.exceptions import ErrorDetail, PermissionDenied, ValidationError
 
+from cims import audit
 from cims.api.views import CimsViewSet
 from cims.crypto import blind_index
 from cims.forms import PK_MAX
@@ -31,7 +32,7 @@ from customers.api_serializers import (
 from customers.editing import LOOKUP_KINDS
 from customers.forms_list import SORTS, CustomerFilterForm
 from customers.models import Contact, Customer, CustomField, Province, Tag
-from customers.views import filter_customers
+from customers.views import filter_customers, searched_identifier
 
 
 def _filter_errors(form: forms.Form) -> ValidationError:
@@ -113,7 +114,23 @@ class CustomerViewSet(CimsViewSet):
             raise _filter_errors(form)
         queryset, data = filter_customers(queryset, form)
         self._sort = data.get("sort") or "-id"
+        self._searched = (searched_identifier(data.get("q") or ""), queryset)
         return queryset
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        kind, found = getattr(self, "_searched", ("", None))
+        if kind and not (request.query_params.get("after") or request.query_params.get("before")):
+            # As in the UI: a search by phone, e-mail or ID number logs what it found (first page only).
+            audit.log_search_later(
+                request,
+                response,
+                kind=kind,
+                found=found.only("id", "code"),
+                object_type="customers.customer",
+                label=lambda customer: customer.code,
+            )
+        return response
 
     def keyset_order(self, request) -> tuple[str, bool]:
         return SORTS.get(getattr(self, "_sort", "-id"), SORTS["-id"])

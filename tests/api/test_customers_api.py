@@ -514,3 +514,15 @@ def test_it_lets_a_manager_add_tags(api_for, manager):
     assert response.status_code == 201, response.json()
     assert Tag.objects.get(name="重要").color == "#aabbcc"
     assert field_codes(api.post(reverse("api:tag-list"), {"name": "坏", "color": "red"})) == {"color": ["invalid"]}
+
+
+def test_it_logs_a_search_by_phone_like_the_ui(api_for, sales_rep):
+    from cims.models import PersonalDataAccess
+
+    customer = CustomerFactory(owner=sales_rep, mobile="+8613912345678")
+    api, token = api_for(sales_rep)
+    response = api.get("/api/v1/customers/", {"q": "13912345678"})
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()["results"]] == [customer.pk]
+    searches = PersonalDataAccess.objects.filter(action=PersonalDataAccess.Action.SEARCH)
+    assert list(searches.values_list("object_id", flat=True)) == [str(customer.pk)]
