@@ -57,6 +57,8 @@ app.conf.beat_schedule = {
     "access-grants-expire": {"task": "customers.tasks.expire_access_grants", "schedule": timedelta(minutes=5)},
     # REST API: forget Idempotency-Keys past API_IDEMPOTENCY_HOURS.
     "api-idempotency-purge": {"task": "cims.tasks.purge_idempotency_keys", "schedule": crontab(hour=4, minute=30)},
+    # Webhook deliveries whose task was lost (broker down, worker killed mid-attempt) are queued again.
+    "webhooks-sweep": {"task": "cims.tasks_webhooks.sweep", "schedule": timedelta(minutes=5)},
 }
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from cims import webhooks
 from cims.crypto import decrypt_bytes, encrypt_bytes
 from complaints.models import Ticket, TicketAttachment, TicketAttachmentContent, TicketCategory, TicketEvent
 from customers.attachments import Inspected
@@ -387,6 +388,7 @@ def ticket_file(
             _notify_assignee(ticket, agent, key=f"ticket:{ticket.pk}:assigned:{agent.pk}")
         if kind == Ticket.Kind.COMPLAINT:
             _after_sales_enter(ticket)
+        webhooks.emit("complaint.created", payload_for=lambda: webhooks.ticket_data(ticket))
     return ticket
 
 
@@ -512,6 +514,7 @@ def ticket_transition(*, ticket: Ticket, to: str, by=None, by_customer: bool = F
                 _after_sales_enter(locked)
         if to == S.RESOLVED:
             transaction.on_commit(lambda: _tell_customer_resolved(locked))
+            webhooks.emit("complaint.resolved", payload_for=lambda: webhooks.ticket_data(locked))
         if by_customer and locked.assignee_id:
             from followups.reminders import notify
 

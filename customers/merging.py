@@ -28,6 +28,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalChanges
 from simple_history.utils import NotHistoricalModelError, get_history_manager_for_model
 
+from cims import webhooks
 from cims.normalize import format_phone
 from customers.access import personal_fields_for
 from customers.models import Customer
@@ -549,6 +550,7 @@ def customer_merge(*, survivor: Customer, merged: Customer, choices: dict[str, s
         merged._history_user = by
         merged._change_reason = f"merged into {survivor.code}"[:100]
         merged.save(update_fields=["deleted_at", "deleted_by", "merged_into", "updated_at"])
+        webhooks.emit("customer.merged", payload_for=lambda: webhooks.merge_data(survivor, merged))
     return survivor
 
 

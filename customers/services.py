@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
+from cims import webhooks
 from cims.crypto import blind_index
 from cims.models import PersonalDataAccess, log_personal_data_access
 from cims.normalize import normalize_email, normalize_id_number, normalize_phone
@@ -29,6 +30,10 @@ def customer_save(
     *, customer: Customer, contacts: Iterable[Contact] = (), removed_contacts: Iterable[Contact] = (), by
 ) -> Customer:
     """Create or update a customer with its contacts, all or nothing."""
+    webhooks.emit(
+        "customer.created" if customer.pk is None else "customer.updated",
+        payload_for=lambda: webhooks.customer_data(customer),
+    )
     if customer.pk is None:
         customer.created_by = by
         if customer.owner_id is None:

@@ -22,6 +22,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from cims import webhooks
 from customers import lifecycle
 from customers.access import can_edit
 from customers.models import Contract, Customer, StatusChange, Transaction
@@ -232,6 +233,7 @@ def opportunity_lose(*, opportunity: Opportunity, by, reason: str) -> Opportunit
     locked.lost_reason = reason
     locked.closed_at = timezone.now()
     locked._change_reason = f"lost: {reason}"[:100]
+    webhooks.emit("opportunity.lost", payload_for=lambda: webhooks.opportunity_data(locked))
     return _save(locked, by=by, target=opportunity)
 
 
@@ -335,6 +337,7 @@ def opportunity_win(
     locked.closed_at = timezone.now()
     locked._change_reason = "won"
     _save(locked, by=by, target=opportunity)
+    webhooks.emit("opportunity.won", payload_for=lambda: webhooks.opportunity_data(locked))
     result = WinResult(opportunity=opportunity)
 
     if customer.status in lifecycle.WON_BY_OPPORTUNITY:

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from cims import webhooks
 from customers.models import Contract, Customer
 from followups.models import Notification
 from followups.reminders import notify, task_create
@@ -94,6 +95,7 @@ def _remind(contract: Contract, *, today: datetime.date) -> int:
     )
     if notification is None:
         return 0  # another run (or worker) reminded this contract already
+    webhooks.emit("contract.expiring", payload_for=lambda: webhooks.contract_data(contract))
     task_create(
         title=_("Renew contract %(number)s") % {"number": contract.number},
         due_at=contact_due_at(max(contract.end_date - TASK_LEAD, today)),
