@@ -426,7 +426,15 @@ class WebhookDelivery(models.Model):
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint")]
+        indexes = [
+            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint"),
+            # The sweeper's question: open deliveries falling due (a small set, however long the log).
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_open",
+                condition=models.Q(status__in=["pending", "retrying"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} → {self.endpoint_id} ({self.status})"

@@ -36,4 +36,19 @@ def sweep() -> int:
         webhooks.enqueue(delivery_id)
     if ids:
         logger.info("%d overdue webhook deliveries queued again", len(ids))
+    purge_settled()
     return len(ids)
+
+
+def purge_settled(now=None) -> int:
+    """Forget settled deliveries older than WEBHOOK_RETENTION_DAYS (their payloads hold personal data)."""
+    import datetime
+
+    from django.utils import timezone
+
+    from cims.models import WebhookDelivery
+    from cims.webhooks import OPEN_STATUSES
+
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    deleted, _counts = WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(status__in=OPEN_STATUSES).delete()
+    return deleted

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from unittest import mock
 
 import pytest
@@ -514,3 +515,37 @@ def test_an_attempt_to_a_refused_address_is_a_failed_attempt_not_a_crash(receive
         delivery = queued(receiver)
     assert delivery.status == S.RETRYING and receiver.requests == []
     assert "https://" in delivery.error
+
+
+def test_it_forgets_settled_deliveries_after_the_retention_days(db, administrator, settings):
+    import datetime
+
+    from django.utils import timezone
+
+    from cims.models import WebhookDelivery, WebhookEndpoint
+    from cims.tasks_webhooks import purge_settled
+
+    settings.WEBHOOK_RETENTION_DAYS = 30
+    endpoint = WebhookEndpoint.objects.create(
+        name="erp", url="https://erp.example.com/hook", events=["customer.created"], created_by=administrator
+    )
+    old = timezone.now() - datetime.timedelta(days=31)
+
+    def delivery(status, created_at):
+        return WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event="customer.created",
+            event_id=uuid.uuid4(),
+            payload="{}",
+            status=status,
+            created_at=created_at,
+        )
+
+    old_done = delivery(WebhookDelivery.Status.SUCCEEDED, old)
+    old_failed = delivery(WebhookDelivery.Status.FAILED, old)
+    old_open = delivery(WebhookDelivery.Status.RETRYING, old)
+    recent = delivery(WebhookDelivery.Status.SUCCEEDED, timezone.now())
+    assert purge_settled() == 2
+    left = set(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert left == {old_open.pk, recent.pk}
+    assert old_done.pk not in left and old_failed.pk not in left
