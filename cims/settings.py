@@ -323,6 +323,17 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # One name per choice set shared by several serializers (otherwise drf-spectacular guesses).
+    "ENUM_NAME_OVERRIDES": {
+        "ContractStatusEnum": "customers.models.Contract.Status",
+        "CustomerStatusEnum": "customers.models.Customer.Status",
+        "TicketStatusEnum": "complaints.models.Ticket.Status",
+        "FollowUpKindEnum": "followups.models.FollowUp.Kind",
+        "TicketKindEnum": "complaints.models.Ticket.Kind",
+        "TicketEventKindEnum": "complaints.models.TicketEvent.Kind",
+        "TransactionChannelEnum": "customers.models.Transaction.Channel",
+        "TicketChannelEnum": "complaints.models.Ticket.Channel",
+    },
 }
 
 # --- Authentication ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from complaints import api as complaints_api
 from customers import api as customers_api
+from customers import api_records as records_api
 from followups import api as followups_api
 
 app_name = "api"
@@ -16,7 +17,7 @@ class Router(DefaultRouter):
 
 
 router = Router()
-for module in (customers_api, followups_api, complaints_api):
+for module in (customers_api, records_api, followups_api, complaints_api):
     module.register(router)
 
 urlpatterns = [
