@@ -22,14 +22,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 
-from cims.api.errors import Conflict
+from cims.api.errors import Conflict, run_form
 from cims.api.views import CimsSerializer, CimsViewSet, StrictFieldsMixin
 from cims.forms import PK_MAX
 from complaints import forms, services
 from complaints.models import Ticket, TicketCategory, TicketEvent
 from complaints.views import filter_tickets
 from customers.access import get_customer_for
-from customers.api_records import CustomerField, id_param, query_filters, run_form
+from customers.api_records import CustomerField, id_param, query_filters
 from followups.api import ContactBriefSerializer, OptionalIdField
 
 S = Ticket.Status

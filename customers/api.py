@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.exceptions import ErrorDetail, PermissionDenied, ValidationError
 
 from cims import audit
+from cims.api.errors import form_errors
 from cims.api.views import CimsViewSet
 from cims.crypto import blind_index
 from cims.forms import PK_MAX
@@ -33,16 +34,6 @@ from customers.editing import LOOKUP_KINDS
 from customers.forms_list import SORTS, CustomerFilterForm
 from customers.models import Contact, Customer, CustomField, Province, Tag
 from customers.views import filter_customers, searched_identifier
-
-
-def _filter_errors(form: forms.Form) -> ValidationError:
-    """A bad filter value is a 400 naming the query parameter (the UI list shows it and drops it)."""
-    detail = {}
-    for name, errors in form.errors.as_data().items():
-        for error in errors:
-            for message in error.messages:
-                detail.setdefault(name, []).append(ErrorDetail(message, code=error.code or "invalid"))
-    return ValidationError(detail)
 
 
 def _id_parameter(name: str, description: str) -> OpenApiParameter:
@@ -111,7 +102,7 @@ class CustomerViewSet(CimsViewSet):
             message = _("This filter is not available to this account.")
             raise ValidationError({"owner": [ErrorDetail(message, code="field_not_allowed")]})
         if not form.is_valid():
-            raise _filter_errors(form)
+            raise form_errors(form)
         queryset, data = filter_customers(queryset, form)
         self._sort = data.get("sort") or "-id"
         self._searched = (searched_identifier(data.get("q") or ""), queryset)
@@ -195,7 +186,7 @@ class ContactViewSet(CimsViewSet):
             return queryset
         form = ContactFilterForm(self.request.query_params)
         if not form.is_valid():
-            raise _filter_errors(form)
+            raise form_errors(form)
         if form.cleaned_data["customer"]:
             queryset = queryset.filter(customer_id=form.cleaned_data["customer"])
         if form.cleaned_data["q"].strip():

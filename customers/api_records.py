@@ -10,14 +10,14 @@ Product lines of a transaction are shown read-only; a transaction that has them 
 edit (its amount and description come from the lines and cannot be sent). Writing lines through the
 API is not offered yet: the UI's line formset is the only way to add them.
 
-The helpers at the top (``form_errors``, ``run_form``, ``query_filters``, ``CustomerRecordViewSet``)
+The helpers at the top (``query_filters``, ``CustomerRecordViewSet``)
 are shared with the follow-up and complaint APIs.
 """
 
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.forms.models import model_to_dict
 from django.utils.translation import gettext as _
@@ -27,6 +27,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
+from cims.api.errors import run_form
 from cims.api.views import CimsSerializer, CimsViewSet
 from cims.forms import PK_MAX, FilterDateField
 from customers.access import can_edit, get_customer_for
@@ -35,24 +36,6 @@ from customers.models import Contract, Customer, Transaction, TransactionLine
 from customers.products import transaction_lines, transaction_record
 
 # --- Shared by the record APIs (customers, follow-ups, complaints) -------------------------------
-
-
-def form_errors(form: forms.Form) -> dict:
-    """A Django form's errors as DRF's detail, keeping each error's code: ``{field: [ErrorDetail]}``."""
-    errors: dict[str, list[ErrorDetail]] = {}
-    for name, field_errors in form.errors.as_data().items():
-        key = "non_field_errors" if name == NON_FIELD_ERRORS else name
-        for error in field_errors:
-            for message in error.messages:
-                errors.setdefault(key, []).append(ErrorDetail(message, code=error.code or "invalid"))
-    return errors
-
-
-def run_form(form: forms.Form) -> dict:
-    """The form's cleaned data, or a 400 naming each field with the form's own message and code."""
-    if not form.is_valid():
-        raise serializers.ValidationError(form_errors(form))
-    return form.cleaned_data
 
 
 def query_filters(form: forms.Form) -> dict:

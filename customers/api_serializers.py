@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -19,7 +18,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.settings import api_settings
 
-from cims.api.errors import Conflict
+from cims.api.errors import Conflict, form_errors
 from cims.api.views import MaskedFieldsField, PersonalDataMixin, StrictFieldsMixin
 from cims.forms import PK_MAX
 from customers.access import REVEALABLE_FIELDS, get_customer_for
@@ -70,20 +69,6 @@ def check_types(fields: Mapping[str, serializers.Field], data: Mapping) -> None:
             errors[name] = [ErrorDetail(message, code="invalid_type")]
     if errors:
         raise ValidationError(errors)
-
-
-def form_errors(form, rename=None) -> ValidationError:
-    """The form's errors, each with its code, under the API's field names (``rename``)."""
-    detail: dict = {}
-    for name, errors in form.errors.as_data().items():
-        if name == NON_FIELD_ERRORS:
-            key = api_settings.NON_FIELD_ERRORS_KEY
-        else:
-            key = rename(name) if rename else name
-        for error in errors:
-            for message in error.messages:
-                detail.setdefault(key, []).append(ErrorDetail(message, code=error.code or "invalid"))
-    return ValidationError(detail)
 
 
 class _FormValidation:

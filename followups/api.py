@@ -26,7 +26,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail, PermissionDenied
 from rest_framework.response import Response
 
-from cims.api.errors import Conflict
+from cims.api.errors import Conflict, run_form
 from cims.api.views import CimsSerializer, MaskedFieldsField, PersonalDataMixin, StrictFieldsMixin
 from cims.forms import PK_MAX
 from customers.access import get_customer_for
@@ -36,7 +36,6 @@ from customers.api_records import (
     current_values,
     id_param,
     query_filters,
-    run_form,
 )
 from customers.models import Contact, Contract, Transaction
 from followups import opportunities, services
