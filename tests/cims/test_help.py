@@ -247,7 +247,7 @@ def test_it_offers_the_tour_to_a_new_staff_member_with_their_roles_pages(client_
     assert links == ["/customers/", "/followups/", "/followups/pipeline/", "/followups/tasks/", "/help/"]
     # One step shown, the others waiting for the script; the script is a file, not inline code.
     assert card.count('data-testid="tour-step" hidden') == len(links) - 1
-    assert 'src="/static/js/tour.js"' in html
+    assert 'src="/static/cims/tour.js"' in html
 
 
 def test_it_tailors_the_tour_to_the_role(client_for, service_agent, administrator, analyst):
