@@ -62,3 +62,47 @@ def department_save(*, department: Department) -> Department:
     elif department.group.name != department_group_name(department):
         Group.objects.filter(pk=department.group_id).update(name=department_group_name(department))
     return department
+
+
+# Imported here rather than at the top so that the API token services stay one appended block.
+from accounts.models import ApiToken  # noqa: E402
+
+
+@transaction.atomic
+def api_token_create(*, name: str, user: User, scope: str, rate_limit: int | None, by: User) -> tuple[ApiToken, str]:
+    """Create an API token acting as ``user``; returns it and its secret, which is never stored.
+
+    The token sees what ``user``'s role sees, so it must be an active staff member: a portal
+    customer's or a deactivated account's token would only ever answer 403 or 401.
+    """
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext as _
+
+    from cims.api.authentication import new_secret
+
+    if not user.is_staff_member:
+        raise ValidationError({"user": _("The service user must be an active staff member.")})
+    raw, prefix, digest = new_secret()
+    token = ApiToken(
+        name=name, user=user, scope=scope, rate_limit=rate_limit, prefix=prefix, key_hash=digest, created_by=by
+    )
+    token.full_clean()
+    token._history_user = by  # the history names the administrator, also outside a request
+    token.save()
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
+    """Revoke a token: the next request that presents it is refused (401). Revoking twice keeps the
+    first revocation's time and author."""
+    from django.utils import timezone
+
+    locked = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.revoked_by = by
+        locked._history_user = by
+        locked.save(update_fields=["revoked_at", "revoked_by"])
+    token.revoked_at, token.revoked_by = locked.revoked_at, locked.revoked_by
+    return locked
