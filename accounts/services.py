@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from accounts.models import Department, Employee, User
+from accounts.models import ApiToken, Department, Employee, User
 
 
 def department_group_name(department: Department) -> str:
@@ -63,9 +63,6 @@ def department_save(*, department: Department) -> Department:
         Group.objects.filter(pk=department.group_id).update(name=department_group_name(department))
     return department
 
-
-# Imported here rather than at the top so that the API token services stay one appended block.
-from accounts.models import ApiToken  # noqa: E402
 
 
 @transaction.atomic

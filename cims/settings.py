@@ -320,7 +320,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["cims.api.permissions.StaffDocs"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     # One name per choice set shared by several serializers (otherwise drf-spectacular guesses).

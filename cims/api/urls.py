@@ -1,7 +1,7 @@
 """/api/v1/: each app's endpoints (``<app>.api.register``), the schema and its browsable docs."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from complaints import api as complaints_api
@@ -22,7 +22,6 @@ for module in (customers_api, records_api, followups_api, complaints_api):
 
 urlpatterns = [
     path("v1/", include(router.urls)),
-    path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("v1/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
     path("v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
-    path("v1/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
 ]
