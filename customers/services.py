@@ -186,6 +186,9 @@ def record_history_bulk(customer_ids: list[int], *, history_type: str, by, reaso
     """
     if not customer_ids:
         return
+    from cims.api.history import with_token
+
+    reason = with_token(reason) or ""  # a transfer made through the API names its token, as save() does
     history = Customer.history.model
     stamp = connection.ops.adapt_datetimefield_value(when or timezone.now())
     columns = _history_columns()

@@ -12,15 +12,25 @@ from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
 
 
-@receiver(pre_create_historical_record)
-def _name_the_token(sender, instance, history_instance, **kwargs) -> None:
+def current_token():
+    """The API token of the request being served, if any (simple-history's middleware keeps it)."""
     request = getattr(HistoricalRecords.context, "request", None)
-    token = getattr(request, "api_token", None) if request is not None else None
+    return getattr(request, "api_token", None) if request is not None else None
+
+
+def with_token(reason: str | None) -> str | None:
+    """``reason`` naming the current request's API token (≤ 100 characters), or as it was."""
+    token = current_token()
     if token is None:
-        return
-    reason = history_instance.history_change_reason or ""
+        return reason
     label = token.actor_label
     if not reason:
-        history_instance.history_change_reason = label
-    elif label not in reason and len(reason) + len(label) + 3 <= 100:
-        history_instance.history_change_reason = f"{reason} · {label}"
+        return label
+    if label not in reason and len(reason) + len(label) + 3 <= 100:
+        return f"{reason} · {label}"
+    return reason
+
+
+@receiver(pre_create_historical_record)
+def _name_the_token(sender, instance, history_instance, **kwargs) -> None:
+    history_instance.history_change_reason = with_token(history_instance.history_change_reason)

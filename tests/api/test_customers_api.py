@@ -298,13 +298,16 @@ def test_it_changes_the_status_through_the_lifecycle(api_for, sales_rep, rep_cus
 
 
 def test_it_transfers_the_owner_for_a_manager(api_for, manager, sales_rep, other_sales_rep, rep_customer):
-    api, _token = api_for(manager)
+    api, token = api_for(manager)
     response = api.patch(detail(rep_customer), {"owner": other_sales_rep.pk})
     assert response.status_code == 200, response.json()
     assert response.json()["owner"] == other_sales_rep.pk
     rep_customer.refresh_from_db()
     assert rep_customer.owner == other_sales_rep
-    assert rep_customer.history.first().history_change_reason.startswith("edit")
+    # The transfer's history row is written in SQL (record_history_bulk): it names the token too.
+    transfer = rep_customer.history.first()
+    assert transfer.history_change_reason == f"edit · API: {token.name}"
+    assert transfer.history_user_id == manager.pk
 
 
 def test_it_refuses_a_patch_of_the_owner_by_a_sales_rep(api_for, sales_rep, other_sales_rep, rep_customer):
