@@ -252,7 +252,53 @@ class Command(BaseCommand):
                 pass
 
         scenarios.append(("create with 2 contacts, sales rep", create, "POST, rolled back"))
+        scenarios.extend(self._api_scenarios(get, filtered))
         return scenarios
+
+    def _api_client(self, user) -> Client:
+        """A client sending a fresh read-write API token of ``user`` (no rate limit in the way)."""
+        from accounts.models import ApiToken
+        from accounts.services import api_token_create
+
+        name = f"bench-{user.username}"
+        ApiToken.objects.filter(name=name).delete()  # the previous run's: its secret is gone
+        _token, raw = api_token_create(
+            name=name, user=user, scope=ApiToken.Scope.READ_WRITE, rate_limit=10**6, by=self.manager
+        )
+        return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    def _api_scenarios(self, get, filtered) -> list[tuple[str, Callable[[], object], str]]:
+        """The REST API's customer list and detail (cims.api): the same scope and pages, as JSON."""
+        rep, manager = self._api_client(self.rep), self._api_client(self.manager)
+        url = "/api/v1/customers/"
+        counter = iter(range(10**9))
+
+        def create():
+            n = next(counter)
+            body = {
+                "kind": Customer.ENTERPRISE,
+                "name": f"接口基准科技有限公司{n}",
+                "mobile": f"135{n % 10**8:08d}",
+                "province": self.province.pk,
+                "save_anyway": True,
+            }
+            try:
+                with transaction.atomic():
+                    response = rep.post(url, body, content_type="application/json")
+                    if response.status_code != 201:
+                        raise CommandError(f"API create answered {response.status_code}: {response.content[:300]!r}")
+                    raise _Rollback
+            except _Rollback:
+                pass
+
+        return [
+            ("API list, sales rep, first page", get(rep, url, {"page_size": PAGE}), "token, JSON, access-logged"),
+            ("API list, sales rep, deep page", get(rep, url, {"page_size": PAGE, "after": self.rep_deep}), "cursor"),
+            ("API list, manager, province + level", get(manager, url, {**filtered, "page_size": PAGE}), ""),
+            ("API exact phone search, manager", get(manager, url, {"q": self.mobile}), "blind index"),
+            ("API customer, sales rep", get(rep, f"{url}{self.customer.pk}/"), "retrieve, access-logged"),
+            ("API create, sales rep", create, "POST JSON, rolled back"),
+        ]
 
     def _query_scenarios(self) -> list[tuple[str, Callable[[], object], str]]:
         from customers.models import Contact
