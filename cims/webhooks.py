@@ -23,8 +23,6 @@ import random
 import secrets
 import socket
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,21 +244,30 @@ def enqueue_on_commit(delivery_id: int) -> None:
     transaction.on_commit(lambda: enqueue(delivery_id), robust=True)
 
 
+def body_for(endpoint: WebhookEndpoint, body: str) -> str:
+    """``body`` as ``endpoint`` may receive it now: a plain body (written while the endpoint was
+    trusted) is masked once it no longer is, for a retry or a resend alike."""
+    if endpoint.trusted:
+        return body
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(payload, dict) or payload.get("masked", True):
+        return body
+    return build_body(
+        event_id=payload["id"],
+        event=payload["event"],
+        created_at=payload["created_at"],
+        data=payload.get("data") or {},
+        masked=True,
+    )
+
+
 def delivery_resend(*, delivery: WebhookDelivery, by) -> WebhookDelivery:
     """A new delivery of the same event (same event id and body) to the same endpoint, queued."""
     endpoint = delivery.endpoint
-    body = delivery.payload
-    if not endpoint.trusted:
-        # Sent plain while the endpoint was trusted: masked now that it no longer is.
-        payload = json.loads(body)
-        if not payload.get("masked", True):
-            body = build_body(
-                event_id=payload["id"],
-                event=payload["event"],
-                created_at=payload["created_at"],
-                data=payload.get("data") or {},
-                masked=True,
-            )
+    body = body_for(endpoint, delivery.payload)
     with transaction.atomic():
         resent = WebhookDelivery.objects.create(
             endpoint=endpoint,
@@ -307,12 +314,14 @@ def _refused_address(address: str) -> bool:
     return not ip.is_global
 
 
-def check_url(url: str, *, resolve: bool = False) -> None:
+def check_url(url: str, *, resolve: bool = False) -> str | None:
     """Raise UnsafeURL unless ``url`` may receive webhooks.
 
     https only, and never a loopback, private or link-local address (a webhook must not become a
     way to reach the services inside our own network), unless WEBHOOK_ALLOW_HTTP allows both. With
-    ``resolve`` the host name is looked up and every address it has is checked."""
+    ``resolve`` the host name is looked up and every address it has is checked; the first is
+    returned so that the connection goes to that very address (a second lookup by the HTTP client
+    could be answered differently: DNS rebinding). None when WEBHOOK_ALLOW_HTTP checks nothing."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -327,7 +336,7 @@ def check_url(url: str, *, resolve: bool = False) -> None:
     if parts.username or parts.password:
         raise UnsafeURL(_("Leave the user name and password out of the URL: deliveries are signed instead."))
     if allow:
-        return
+        return None
     host = parts.hostname.rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost") or _refused_address(host):
         raise UnsafeURL(_("The address is on this machine or a private network."))
@@ -336,8 +345,10 @@ def check_url(url: str, *, resolve: bool = False) -> None:
             infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError) as error:
             raise UnsafeURL(_("The host name cannot be resolved.")) from error
-        if any(_refused_address(info[4][0]) for info in infos):
+        if not infos or any(_refused_address(info[4][0]) for info in infos):
             raise UnsafeURL(_("The address is on this machine or a private network."))
+        return infos[0][4][0]
+    return None
 
 
 # --- Signing -------------------------------------------------------------------------------------
@@ -381,14 +392,27 @@ def signed_headers(*, secret: str, event: str, delivery_id: int, body: str, time
 # --- Sending -------------------------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect is answered as the 3xx it is: following it would send the signed body (and
-    # perhaps personal data) to an address nobody registered.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address check_url() approved instead of looking the name up again."""
+
+    def __init__(self, *args, address: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address or self.host, self.port), self.timeout)
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """The same over TLS: the certificate is checked against the host name (SNI), not the address."""
+
+    def __init__(self, *args, address: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address or self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 @dataclass
@@ -404,33 +428,49 @@ def _excerpt(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")[:EXCERPT_LIMIT]
 
 
+def _read(response, deadline: float) -> bytes:
+    """At most READ_LIMIT bytes of the body, and no later than ``deadline``: the socket timeout
+    bounds each read, not a receiver that trickles bytes to hold the worker."""
+    chunks, size = [], 0
+    while size < READ_LIMIT and time.monotonic() < deadline:
+        chunk = response.read(min(4096, READ_LIMIT - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def post(*, url: str, headers: dict[str, str], body: str) -> Outcome:
-    """One POST; any failure (refused address, timeout, connection, non-2xx) is an Outcome, never raised."""
+    """One POST; any failure (refused address, timeout, connection, non-2xx) is an Outcome, never raised.
+
+    Redirects are not followed: a 3xx is answered as what it is (following it would send the signed
+    body, perhaps with personal data, to an address nobody registered)."""
     try:
-        check_url(url, resolve=True)
+        address = check_url(url, resolve=True)
     except UnsafeURL as error:
         return Outcome(ok=False, error=str(error))
-    # check_url allowed http(s) only: no file:// or other scheme reaches urllib.
-    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")  # noqa: S310
+    parts = urlsplit(url)
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    https = parts.scheme == "https"
+    connection_class = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()
     code, raw, error = None, b"", ""
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout, address=address)
     try:
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-            code = response.status
-            raw = response.read(READ_LIMIT)
-    except urllib.error.HTTPError as failure:
-        code = failure.code
-        try:
-            raw = failure.read(READ_LIMIT)
-        except (OSError, http.client.HTTPException):
-            raw = b""
-        error = f"redirect to {failure.headers.get('Location', '?')} not followed" if 300 <= code < 400 else ""
-    except urllib.error.URLError as failure:
-        error = f"connection failed: {failure.reason}"
+        connection.request("POST", path, body=body.encode(), headers=headers)
+        response = connection.getresponse()
+        code = response.status
+        raw = _read(response, started + 2 * timeout)
+        if 300 <= code < 400:
+            error = f"redirect to {response.getheader('Location', '?')} not followed"
     except TimeoutError:
-        error = f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS} s"
+        error = f"timed out after {timeout} s"
     except (OSError, http.client.HTTPException, ValueError) as failure:
-        error = f"{type(failure).__name__}: {failure}"
+        error = f"connection failed: {type(failure).__name__}: {failure}"
+    finally:
+        connection.close()
     ms = int((time.monotonic() - started) * 1000)
     ok = code is not None and 200 <= code < 300
     if not ok and not error and code is not None:
@@ -467,6 +507,10 @@ def attempt(delivery_id: int) -> float | None:
         outcome = Outcome(ok=False, error="the endpoint is inactive")
         final = True
     else:
+        body = body_for(endpoint, delivery.payload)
+        if body != delivery.payload:  # trust withdrawn while the delivery was waiting for a retry
+            delivery.payload = body
+            delivery.save(update_fields=["payload"])
         timestamp = int(time.time())
         headers = signed_headers(
             secret=endpoint.secret,
@@ -515,14 +559,22 @@ def _record(delivery: WebhookDelivery, outcome: Outcome, *, final: bool) -> floa
 
 
 def _alert(delivery: WebhookDelivery) -> None:
+    from django.core.cache import cache
+
     from followups.reminders import notify_administrators
 
     endpoint = delivery.endpoint
+    # One alert per endpoint and day: a receiver down for a day must not send an e-mail per event.
+    day = timezone.localdate().isoformat()
+    if not cache.add(f"webhook-failed-alert:{endpoint.pk}:{day}", 1, timeout=25 * 3600):
+        return
     notify_administrators(
-        key=f"webhook-failed:{delivery.pk}",
+        key=f"webhook-failed:{endpoint.pk}:{day}",
         title=_("Webhook delivery to %(name)s failed") % {"name": endpoint.name},
         body=_("%(event)s could not be delivered after %(attempts)d attempts: %(error)s")
-        % {"event": delivery.event, "attempts": delivery.attempts, "error": delivery.error},
+        % {"event": delivery.event, "attempts": delivery.attempts, "error": delivery.error}
+        + " "
+        + _("Further failures of this endpoint today are not announced again: see its delivery log."),
         url=reverse("system:webhook_delivery", args=[delivery.pk]),
     )
 

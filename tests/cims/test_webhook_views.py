@@ -7,7 +7,6 @@ import json
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import translation
 
 from cims.models import WebhookDelivery, WebhookEndpoint
 from tests.cims.test_webhooks import SECRET, Receiver, make_endpoint
@@ -182,9 +181,12 @@ def test_it_refuses_bad_input_with_form_errors(client_for, administrator, settin
 
 def test_it_says_why_an_http_address_is_refused(client_for, administrator, settings):
     settings.WEBHOOK_ALLOW_HTTP = False
-    with translation.override("en"):
-        response = client_for(administrator).post(CREATE, form_data(url="http://hooks.example.com/in"))
+    client = client_for(administrator)
+    url = form_data(url="http://hooks.example.com/in")
+    response = client.post(CREATE, url, HTTP_ACCEPT_LANGUAGE="en")
     assert response.context["form"].errors["url"] == ["Use an https:// address."]
+    response = client.post(CREATE, url, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.context["form"].errors["url"] == ["请使用 https:// 地址。"]
 
 
 def test_it_accepts_an_http_address_when_allowed(client_for, administrator):
@@ -259,6 +261,25 @@ def test_it_shows_a_delivery_with_its_headers_and_payload(client_for, administra
     assert 'data-testid="delivery-payload"' in body and "&quot;masked&quot;: true" in body
     assert 'data-testid="delivery-error"' in body and "HTTP 500" in body
     assert SECRET not in body
+
+
+def test_it_shows_a_trusted_endpoints_payload_masked(client_for, administrator, endpoint):
+    body = {
+        "id": "1",
+        "event": "customer.created",
+        "masked": False,
+        "data": {"id": 7, "id_number": "110101199003078515"},
+    }
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event="customer.created",
+        event_id="6f1c2a2e-8d1b-4c55-9a39-3c8d0f6b7a11",
+        payload=json.dumps(body),
+        status=S.SUCCEEDED,
+    )
+    page = client_for(administrator).get(reverse("system:webhook_delivery", args=[delivery.pk])).content.decode()
+    assert 'data-testid="payload-unmasked"' in page
+    assert "110101199003078515" not in page
 
 
 def test_it_pings_an_endpoint(client_for, administrator, receiver, django_capture_on_commit_callbacks):

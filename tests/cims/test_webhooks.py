@@ -6,6 +6,7 @@ import datetime
 import http.server
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -40,7 +41,7 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                # self.headers matches names case-insensitively, as receivers do (urllib sends "X-cims-event").
+                # self.headers matches names case-insensitively, as receivers do.
                 receiver.requests.append({"path": self.path, "headers": self.headers, "body": body})
                 answer = receiver.script.pop(0) if receiver.script else 200
                 if answer == "slow":
@@ -374,11 +375,57 @@ def test_it_fails_after_the_last_attempt_and_alerts_the_administrators(receiver,
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (S.FAILED, 3, None)
     assert len(receiver.requests) == 3
-    note = Notification.objects.get(user=administrator, key=f"webhook-failed:{delivery.pk}")
+    day = timezone.localdate().isoformat()
+    note = Notification.objects.get(user=administrator, key=f"webhook-failed:{delivery.endpoint_id}:{day}")
     assert "erp" in note.title and note.url.endswith(f"/webhooks/deliveries/{delivery.pk}/")
     make_due(delivery)
     deliver(delivery.pk)  # failed for good: no fourth request
     assert len(receiver.requests) == 3
+
+
+def test_it_alerts_once_a_day_per_endpoint_however_many_deliveries_fail(receiver, administrator, settings, mailoutbox):
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    first = queued(receiver, script=[500, 500], name="erp")
+    [second] = webhooks.record_event("customer.created", payload_for=lambda: {"id": 2})
+    second.refresh_from_db()
+    assert first.status == second.status == S.FAILED
+    assert Notification.objects.filter(user=administrator, key__startswith="webhook-failed:").count() == 1
+    assert len(mailoutbox) == 1
+
+
+def test_it_masks_a_waiting_retry_once_the_endpoint_is_no_longer_trusted(receiver):
+    delivery = queued(receiver, script=[500, 200], trusted=True)
+    assert json.loads(receiver.requests[0]["body"])["data"]["mobile"] == "+8613800000001"
+    WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(trusted=False)
+    make_due(delivery)
+    deliver(delivery.pk)
+    sent = json.loads(receiver.requests[1]["body"])
+    assert sent["masked"] is True and sent["data"]["mobile"] != "+8613800000001"
+    delivery.refresh_from_db()
+    assert delivery.status == S.SUCCEEDED and json.loads(delivery.payload)["masked"] is True
+
+
+def test_it_connects_to_the_address_it_checked_not_to_a_second_lookup(settings, monkeypatch):
+    # DNS rebinding: the name is resolved once, checked, and the connection goes to that address.
+    settings.WEBHOOK_ALLOW_HTTP = False
+    lookups, connected = [], []
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        lookups.append(host)
+        address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    def fake_connect(address, timeout=None, *args, **kwargs):
+        connected.append(address)
+        raise ConnectionRefusedError("test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(socket, "create_connection", fake_connect)
+    outcome = webhooks.post(url="https://hooks.example.com/in", headers={}, body="{}")
+    assert not outcome.ok and outcome.error.startswith("connection failed")
+    assert lookups == ["hooks.example.com"]
+    assert connected == [("93.184.216.34", 443)]
 
 
 def test_it_retries_a_timeout(receiver, settings):
