@@ -9,8 +9,7 @@ through the UI's forms and services (customers.api_serializers).
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -19,9 +18,7 @@ from rest_framework.exceptions import ErrorDetail, PermissionDenied, ValidationE
 from cims import audit
 from cims.api.errors import form_errors
 from cims.api.views import CimsViewSet
-from cims.crypto import blind_index
 from cims.forms import PK_MAX
-from cims.normalize import normalize_email, normalize_phone
 from customers.access import can_edit
 from customers.api_serializers import (
     ContactSerializer,
@@ -33,7 +30,7 @@ from customers.api_serializers import (
 from customers.editing import LOOKUP_KINDS
 from customers.forms_list import SORTS, CustomerFilterForm
 from customers.models import Contact, Customer, CustomField, Province, Tag
-from customers.views import filter_customers, searched_identifier
+from customers.views import filter_customers, search_contacts, searched_identifier, searched_phone
 
 
 def _id_parameter(name: str, description: str) -> OpenApiParameter:
@@ -148,24 +145,11 @@ class ContactFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=100)
 
 
-def search_contacts(queryset, text: str):
-    """Part of the name, or the exact phone or e-mail through the blind indexes (never decrypted)."""
-    q = Q(name__icontains=text)
-    for normalize, column, kind in ((normalize_phone, "phone_bidx", "phone"), (normalize_email, "email_bidx", "email")):
-        try:
-            value = normalize(text)
-        except DjangoValidationError:
-            continue
-        if value:
-            q |= Q(**{column: blind_index(kind, value)})
-    return queryset.filter(q)
-
-
 @extend_schema_view(
     list=extend_schema(
         parameters=[
             _id_parameter("customer", "Only this customer's contacts."),
-            OpenApiParameter("q", OpenApiTypes.STR, description="Part of the name, or the exact phone or e-mail."),
+            OpenApiParameter("q", OpenApiTypes.STR, description="Part of the name, or the exact phone number."),
         ]
     ),
     create=extend_schema(responses={201: ContactSerializer, **ERROR_RESPONSES}),
@@ -189,9 +173,24 @@ class ContactViewSet(CimsViewSet):
             raise form_errors(form)
         if form.cleaned_data["customer"]:
             queryset = queryset.filter(customer_id=form.cleaned_data["customer"])
-        if form.cleaned_data["q"].strip():
-            queryset = search_contacts(queryset, form.cleaned_data["q"].strip())
+        queryset = search_contacts(queryset, form.cleaned_data["q"])  # the phone book's search
+        self._searched = ("phone" if searched_phone(form.cleaned_data["q"]) else "", queryset)
         return queryset
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        kind, found = getattr(self, "_searched", ("", None))
+        if kind and not (request.query_params.get("after") or request.query_params.get("before")):
+            # As the phone book does: a search by phone number logs what it found (first page only).
+            audit.log_search_later(
+                request,
+                response,
+                kind=kind,
+                found=found.select_related("customer").only("id", "customer__code"),
+                object_type="customers.contact",
+                label=lambda contact: contact.customer.code,
+            )
+        return response
 
 
 # --- Lookups ------------------------------------------------------------------------------------

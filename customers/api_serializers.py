@@ -25,7 +25,7 @@ from customers.access import REVEALABLE_FIELDS, get_customer_for
 from customers.editing import _duplicate_matches, _save_customer
 from customers.forms import CUSTOM_PREFIX, ContactForm, CustomerForm, active_custom_fields
 from customers.models import Contact, Customer, Province
-from customers.services import StatusChangeError, TransferError, customer_save
+from customers.services import StatusChangeError, TransferError, contact_save
 
 # The customer fields the form edits (CustomerForm.Meta.fields), in the order the API shows them.
 CUSTOMER_FORM_FIELDS = tuple(CustomerForm.Meta.fields)
@@ -324,10 +324,8 @@ class ContactSerializer(PersonalDataMixin, FormSerializer):
         return self._save()
 
     def _save(self) -> Contact:
-        contact = self.form.save(commit=False)
-        # customer_save keeps one primary contact per customer, as the UI's save does.
-        customer_save(customer=self.customer, contacts=[contact], by=self.request_user)
-        return contact
+        # One primary contact per customer, as the UI's save keeps it; the customer itself is not saved.
+        return contact_save(contact=self.form.save(commit=False), by=self.request_user)
 
 
 # --- Lookups ------------------------------------------------------------------------------------

@@ -62,6 +62,25 @@ def customer_save(
     return customer
 
 
+@transaction.atomic
+def contact_save(*, contact: Contact, by) -> Contact:
+    """Create or update one contact of its customer, keeping one primary contact per customer.
+
+    The customer row is locked (concurrent saves of two primaries queue behind each other) but not
+    written: a contact saved on its own does not touch the customer, its history or its webhooks.
+    """
+    Customer.objects.select_for_update().filter(pk=contact.customer_id).values_list("pk", flat=True).first()
+    if contact.is_primary:
+        others = Contact.objects.filter(customer_id=contact.customer_id, is_primary=True)
+        for previous in others.exclude(pk=contact.pk) if contact.pk else others:
+            previous.is_primary = False
+            previous._history_user = by
+            previous.save(update_fields=["is_primary"])
+    contact._history_user = by
+    contact.save()
+    return contact
+
+
 def find_duplicates(*, name="", company="", phone="", mobile="", email="", id_number="", exclude_pk=None):
     """Existing customers (in the whole archive, not just the user's scope) that look like the same one.
 

@@ -775,13 +775,13 @@ def search_contacts(queryset, text: str):
     text = text.strip()
     if not text:
         return queryset
-    phone = _searched_phone(text)
+    phone = searched_phone(text)
     if phone:
         return queryset.filter(phone_bidx=blind_index("phone", phone))
     return queryset.filter(name__icontains=text)
 
 
-def _searched_phone(text: str) -> str:
+def searched_phone(text: str) -> str:
     try:
         return normalize_phone(text.strip()) if text.strip() else ""
     except Exception:  # noqa: BLE001 - not a phone number: search by name
@@ -797,7 +797,7 @@ def phonebook(request: HttpRequest) -> HttpResponse:
     searched = ""
     if form.is_valid():
         queryset = search_contacts(queryset, form.cleaned_data["q"] or "")
-        searched = "phone" if _searched_phone(form.cleaned_data["q"] or "") else ""
+        searched = "phone" if searched_phone(form.cleaned_data["q"] or "") else ""
     rows = queryset.select_related("customer").only(
         "id", "name", "title", "phone", "email", "is_primary", "customer__id", "customer__code", "customer__name"
     )

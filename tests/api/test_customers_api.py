@@ -468,6 +468,18 @@ def test_it_creates_contacts_with_one_primary(api_for, sales_rep, rep_customer):
     assert field_codes(moved) == {"customer": ["field_not_allowed"]}
 
 
+def test_it_saves_a_contact_without_touching_its_customer(api_for, sales_rep, rep_customer):
+    api, _token = api_for(sales_rep)
+    versions = rep_customer.history.count()
+    # Another user renames the customer meanwhile: the contact's save must not write the old copy back.
+    Customer.objects.filter(pk=rep_customer.pk).update(name="改过的名字")
+    response = api.post(CONTACTS, {"customer": rep_customer.pk, "name": "新联系人", "phone": "139 0000 0008"})
+    assert response.status_code == 201, response.json()
+    rep_customer.refresh_from_db()
+    assert rep_customer.name == "改过的名字"
+    assert rep_customer.history.count() == versions
+
+
 def test_it_refuses_contacts_on_customers_out_of_reach(api_for, sales_rep, other_sales_rep, others_customer):
     api, _token = api_for(sales_rep)
     assert api.post(CONTACTS, {"customer": others_customer.pk, "name": "x"}).status_code == 404
@@ -529,3 +541,14 @@ def test_it_logs_a_search_by_phone_like_the_ui(api_for, sales_rep):
     assert [row["id"] for row in response.json()["results"]] == [customer.pk]
     searches = PersonalDataAccess.objects.filter(action=PersonalDataAccess.Action.SEARCH)
     assert list(searches.values_list("object_id", flat=True)) == [str(customer.pk)]
+
+
+def test_it_logs_a_contact_search_by_phone_like_the_phone_book(api_for, sales_rep, rep_customer):
+    contact = ContactFactory(customer=rep_customer, phone="+8613900000077")
+    api, _token = api_for(sales_rep)
+    assert [row["id"] for row in api.get(CONTACTS, {"q": "139 0000 0077"}).json()["results"]] == [contact.pk]
+    assert api.get(CONTACTS, {"q": "139 0000 0078"}).json()["results"] == []
+    searches = PersonalDataAccess.objects.filter(
+        action=PersonalDataAccess.Action.SEARCH, object_type="customers.contact"
+    )
+    assert sorted(searches.values_list("object_id", flat=True)) == ["", str(contact.pk)]
