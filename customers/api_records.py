@@ -38,9 +38,18 @@ from customers.products import transaction_lines, transaction_record
 # --- Shared by the record APIs (customers, follow-ups, complaints) -------------------------------
 
 
+# Query parameters every list takes besides its filters (cims.api.pagination).
+PAGING_PARAMETERS = frozenset({"after", "before", "page_size", "format"})
+
+
 def query_filters(form: forms.Form) -> dict:
     """A list's query-string filters, parsed by a form: a bad value is a 400 naming the parameter,
-    never a silently wider (or narrower) list."""
+    never a silently wider (or narrower) list. So is a filter the form does not offer this account
+    (a sales rep's ``rep=``, as the UI hides it) or does not have at all (a typo)."""
+    refused = sorted(set(form.data) - set(form.fields) - PAGING_PARAMETERS)
+    if refused:
+        message = _("This filter does not exist or is not available to this account.")
+        raise serializers.ValidationError({name: [ErrorDetail(message, code="field_not_allowed")] for name in refused})
     return run_form(form)
 
 

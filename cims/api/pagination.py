@@ -7,6 +7,7 @@ newest id first) or overrides ``keyset_order(request)`` for a sort the client ch
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from rest_framework.pagination import BasePagination
@@ -19,8 +20,9 @@ MAX_PAGE_SIZE = 200
 
 
 def _page_size(request) -> int:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
     raw = request.query_params.get("page_size", "")
-    if raw.isdigit() and 0 < int(raw):
+    if re.fullmatch(r"[0-9]{1,6}", raw) and int(raw) > 0:
         return min(int(raw), MAX_PAGE_SIZE)
     return PAGE_SIZE
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.exceptions import ErrorDetail, Throttled, ValidationError
 
-from cims import audit
+from cims import audit, hardening
 from cims.api.idempotency import IdempotentCreateMixin
 from cims.api.permissions import api_token
-from cims.models import PersonalDataAccess, log_personal_data_access
+from cims.models import PersonalDataAccess
+from cims.request_ip import client_ip
 
 
 class StrictFieldsMixin:
@@ -91,40 +93,59 @@ class CimsViewSet(
     access_log_type = ""  # e.g. "customers.customer": reads are written to the access log
     keyset_key = "pk"
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self.action == "list" and request.query_params.get("q", "").strip():
+            # A search (a term that may be a phone number) counts against the user's search limit,
+            # as in the UI: several tokens of one service user do not multiply it.
+            wait = hardening.hit(hardening.SEARCH, f"u{request.user.pk}")
+            if wait is not None:
+                raise Throttled(wait=wait)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # Personal data: neither a proxy nor a client cache keeps it (NoStoreMiddleware only sees sessions).
+        patch_cache_control(response, private=True, no_store=True)
+        return response
+
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
         page = getattr(self.paginator, "page", None)
         if self.access_log_type and page is not None and page.object_list:
-            ids = [str(obj.pk) for obj in page.object_list]
-            self._log(request, response, object_id="", label="", rows=len(ids), detail=",".join(ids))
+            self._log(request, response, list(page.object_list))
         return response
 
     def retrieve(self, request, *args, **kwargs):
         response = super().retrieve(request, *args, **kwargs)
         if self.access_log_type:
-            obj = self._object
-            self._log(request, response, object_id=obj.pk, label=str(getattr(obj, "code", "") or obj.pk), rows=1)
+            self._log(request, response, [self._object])
         return response
 
     def get_object(self):
         self._object = super().get_object()
         return self._object
 
-    def _log(self, request, response, *, object_id, label: str, rows: int, detail: str = ""):
+    def _log(self, request, response, objects: list):
+        """One VIEW row per object read (rows = how many were read together), naming the token;
+        written after the response went out, in one INSERT."""
         token = api_token(request)
-        prefix = f"API {token.name}" if token is not None else "API"
+        detail = f"API {token.name}" if token is not None else "API"
         user = request.user
-        django_request = request._request
-        return audit.after_response(
-            response,
-            lambda: log_personal_data_access(
-                user=user,
-                action=PersonalDataAccess.Action.VIEW,
-                object_type=self.access_log_type,
-                object_id=object_id,
-                object_label=label,
-                rows=rows,
-                detail=f"{prefix}: {detail}" if detail else prefix,
-                request=django_request,
-            ),
-        )
+        address = client_ip(request._request)
+
+        def write() -> None:
+            PersonalDataAccess.objects.bulk_create(
+                PersonalDataAccess(
+                    user=user,
+                    action=PersonalDataAccess.Action.VIEW,
+                    object_type=self.access_log_type,
+                    object_id=str(obj.pk),
+                    object_label=str(getattr(obj, "code", "") or obj.pk)[:64],
+                    rows=len(objects),
+                    detail=detail[:500],
+                    ip_address=address,
+                )
+                for obj in objects
+            )
+
+        return audit.after_response(response, write)

@@ -373,10 +373,37 @@ def test_it_logs_a_list_read_naming_the_token(api_for, sales_rep):
     customers = [CustomerFactory(owner=sales_rep) for _ in range(3)]
     api, token = api_for(sales_rep)
     assert api.get(LIST).status_code == 200
-    row = PersonalDataAccess.objects.get(object_type="customers.customer")
-    assert row.user == sales_rep and row.rows == 3
-    assert row.detail.startswith(f"API {token.name}: ")
-    assert set(row.detail.split(": ", 1)[1].split(",")) == {str(c.pk) for c in customers}
+    # One row per customer read, each saying how many were read together and through which token.
+    rows = PersonalDataAccess.objects.filter(object_type="customers.customer")
+    assert {row.object_id for row in rows} == {str(c.pk) for c in customers}
+    assert {(row.user, row.rows, row.detail, row.action) for row in rows} == {
+        (sales_rep, 3, f"API {token.name}", PersonalDataAccess.Action.VIEW)
+    }
+    assert {row.object_label for row in rows} == {c.code for c in customers}
+
+
+def test_it_counts_api_searches_against_the_users_search_limit(api_for, sales_rep, settings):
+    settings.RATE_LIMIT_SEARCH_PER_MINUTE = 2
+    api, _token = api_for(sales_rep)
+    other, _other_token = api_for(sales_rep)  # a second token of the same user shares the limit
+    assert api.get(LIST, {"q": "王"}).status_code == 200
+    assert other.get(LIST, {"q": "李"}).status_code == 200
+    refused = api.get(LIST, {"q": "张"})
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused["Retry-After"]) > 0
+    assert api.get(LIST).status_code == 200  # a list without a search is not a search
+
+
+def test_it_marks_api_answers_not_to_be_stored(api_for, sales_rep):
+    api, _token = api_for(sales_rep)
+    response = api.get(LIST)
+    assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
+
+
+def test_it_ignores_a_page_size_that_is_not_plain_digits(api_for, sales_rep):
+    api, _token = api_for(sales_rep)
+    for odd in ("²", "9" * 5000, "-3", "0"):
+        assert api.get(LIST, {"page_size": odd}).status_code == 200, odd
 
 
 def test_it_lists_fifty_customers_in_a_bounded_number_of_queries(api_for, sales_rep, django_assert_max_num_queries):

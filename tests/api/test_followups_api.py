@@ -354,3 +354,15 @@ def test_it_lists_opportunities_within_a_query_budget(rep_api, customer, django_
     with django_assert_max_num_queries(9):
         response = rep_api.get(url("opportunity"), {"page_size": 50})
     assert len(response.json()["results"]) == 35
+
+
+def test_it_refuses_a_filter_the_ui_does_not_offer_the_role(api_for, sales_rep, other_sales_rep):
+    # A sales rep's list is their own: ?rep= is refused by name, not silently ignored.
+    api, _token = api_for(sales_rep)
+    for path in (reverse("api:followup-list"), reverse("api:opportunity-list")):
+        response = api.get(path, {"rep": other_sales_rep.pk})
+        assert response.status_code == 400, path
+        assert response.json()["error"]["fields"]["rep"][0]["code"] == "field_not_allowed"
+    typo = api.get(reverse("api:followup-list"), {"kindd": "call"})
+    assert typo.json()["error"]["fields"]["kindd"][0]["code"] == "field_not_allowed"
+    assert api.get(reverse("api:followup-list"), {"page_size": 5}).status_code == 200
