@@ -64,7 +64,6 @@ def department_save(*, department: Department) -> Department:
     return department
 
 
-
 @transaction.atomic
 def api_token_create(*, name: str, user: User, scope: str, rate_limit: int | None, by: User) -> tuple[ApiToken, str]:
     """Create an API token acting as ``user``; returns it and its secret, which is never stored.

@@ -5,15 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cims', '0008_api_roles'),
+        ("cims", "0008_api_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status__in', ['pending', 'retrying'])), fields=['next_attempt_at'], name='webhook_delivery_open'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("status__in", ["pending", "retrying"])),
+                fields=["next_attempt_at"],
+                name="webhook_delivery_open",
+            ),
         ),
     ]
