@@ -403,6 +403,8 @@ class WebhookDelivery(models.Model):
     )
     event = models.CharField(_("event"), max_length=32, choices=WebhookEvent.choices)
     event_id = models.UUIDField(_("event id"))  # the same for every endpoint told of one event
+    # The customer the event is about: erasing the customer's personal data removes these too.
+    customer_id = models.BigIntegerField(_("customer"), null=True, blank=True, db_index=True)
     # The JSON body as sent, encrypted: a trusted endpoint's payload holds personal data unmasked.
     payload = EncryptedTextField(_("payload"), aad="cims_webhookdelivery.payload")
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)

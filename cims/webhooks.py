@@ -200,6 +200,14 @@ def emit(event: str, *, payload_for: Callable[[], dict]) -> None:
         logger.exception("webhook event %s not registered", event)
 
 
+def customer_of(data: dict) -> int | None:
+    """The id of the customer an event's data is about (a customer, a merge's survivor, or the
+    customer of an opportunity, contract or ticket)."""
+    subject = data.get("survivor") or data.get("customer") or data
+    value = subject.get("id") if isinstance(subject, dict) else None
+    return value if isinstance(value, int) else None
+
+
 def record_event(event: str, *, payload_for: Callable[[], dict], created_at=None) -> list[WebhookDelivery]:
     """One delivery per active endpoint subscribed to ``event``, each enqueued. Never raises."""
     try:
@@ -216,9 +224,16 @@ def record_event(event: str, *, payload_for: Callable[[], dict], created_at=None
         bodies = {}
         for masked in {not endpoint.trusted for endpoint in endpoints}:
             bodies[masked] = build_body(event_id=event_id, event=event, created_at=created_at, data=data, masked=masked)
+        customer_id = customer_of(data)
         deliveries = WebhookDelivery.objects.bulk_create(
             [
-                WebhookDelivery(endpoint=endpoint, event=event, event_id=event_id, payload=bodies[not endpoint.trusted])
+                WebhookDelivery(
+                    endpoint=endpoint,
+                    event=event,
+                    event_id=event_id,
+                    payload=bodies[not endpoint.trusted],
+                    customer_id=customer_id,
+                )
                 for endpoint in endpoints
             ]
         )

@@ -1006,6 +1006,7 @@ def _chunks(values: list, size: int = CHUNK) -> Iterable[list]:
 
 def _erase_related(ids: list[int], related: _Related) -> tuple[int, int]:
     """The live rows: by their customer (one statement each), whatever their number."""
+    from cims.models import WebhookDelivery
     from complaints.models import Ticket, TicketAttachment, TicketAttachmentContent, TicketEvent
     from followups.models import CampaignMember, FollowUp, Opportunity, Task
 
@@ -1029,6 +1030,9 @@ def _erase_related(ids: list[int], related: _Related) -> tuple[int, int]:
     files += Attachment.objects.filter(**mine).count()
     AttachmentContent.objects.filter(attachment__customer_id__in=ids).delete()
     Attachment.objects.filter(**mine).delete()
+    # Webhook deliveries about the customer hold its data as sent (plain for trusted endpoints):
+    # forgotten, and so never resent. What the receivers keep is theirs to erase (docs/webhooks.md).
+    WebhookDelivery.objects.filter(**mine).delete()
     return files, len(related.tickets)
 
 

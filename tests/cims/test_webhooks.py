@@ -596,3 +596,17 @@ def test_it_forgets_settled_deliveries_after_the_retention_days(db, administrato
     left = set(WebhookDelivery.objects.values_list("pk", flat=True))
     assert left == {old_open.pk, recent.pk}
     assert old_done.pk not in left and old_failed.pk not in left
+
+
+def test_it_forgets_the_deliveries_about_an_erased_customer(receiver, manager, django_capture_on_commit_callbacks):
+    from customers import privacy
+
+    make_endpoint(receiver.url, events=["customer.created", "customer.updated"], trusted=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        customer = customer_save(customer=CustomerFactory.build(mobile="+8613800000099"), by=manager)
+        other = customer_save(customer=CustomerFactory.build(), by=manager)
+    assert WebhookDelivery.objects.filter(customer_id=customer.pk).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy.customer_erase(customer=customer, by=manager)
+    assert not WebhookDelivery.objects.filter(customer_id=customer.pk).exists()
+    assert WebhookDelivery.objects.filter(customer_id=other.pk).exists()
