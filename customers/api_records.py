@@ -144,7 +144,24 @@ class TransactionLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TransactionSerializer(CimsSerializer):
+class CustomerBoundMixin:
+    """A record of one customer: chosen on create among the customers this account may edit
+    (404 out of reach, 403 read-only), never moved to another afterwards."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if isinstance(self.instance, self.Meta.model):
+            fields["customer"] = serializers.IntegerField(source="customer_id", read_only=True)
+        return fields
+
+    def record_for(self, attrs):
+        """The record being written: the instance, or a new one of the customer named in ``attrs``."""
+        if self.instance is not None:
+            return self.instance
+        return self.Meta.model(customer=get_customer_for(self.context["user"], attrs["customer_id"], edit=True))
+
+
+class TransactionSerializer(CustomerBoundMixin, CimsSerializer):
     customer = CustomerField(help_text=gettext_lazy("The customer's id; set when the transaction is recorded."))
     customer_code = serializers.CharField(source="customer.code", read_only=True)
     lines = TransactionLineSerializer(many=True, read_only=True)
@@ -175,8 +192,7 @@ class TransactionSerializer(CimsSerializer):
     def get_fields(self):
         fields = super().get_fields()
         if isinstance(self.instance, Transaction):
-            # A transaction stays with its customer; lines decide the amount and description.
-            fields["customer"] = serializers.IntegerField(source="customer_id", read_only=True)
+            # Lines decide the amount and description.
             if self._has_lines():
                 fields["amount"] = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
                 fields["product"] = serializers.CharField(read_only=True)
@@ -251,7 +267,7 @@ class TransactionViewSet(CustomerRecordViewSet):
 # --- Contracts -----------------------------------------------------------------------------------
 
 
-class ContractSerializer(CimsSerializer):
+class ContractSerializer(CustomerBoundMixin, CimsSerializer):
     customer = CustomerField(help_text=gettext_lazy("The customer's id; set when the contract is recorded."))
     customer_code = serializers.CharField(source="customer.code", read_only=True)
 
@@ -274,17 +290,8 @@ class ContractSerializer(CimsSerializer):
         # The form checks the number's uniqueness (and numbers the contract when it is left empty).
         extra_kwargs = {"number": {"required": False, "allow_blank": True, "validators": []}}
 
-    def get_fields(self):
-        fields = super().get_fields()
-        if isinstance(self.instance, Contract):
-            fields["customer"] = serializers.IntegerField(source="customer_id", read_only=True)
-        return fields
-
     def validate(self, attrs):
-        user = self.context["user"]
-        record = self.instance
-        if record is None:
-            record = Contract(customer=get_customer_for(user, attrs["customer_id"], edit=True))
+        record = self.record_for(attrs)
         data = current_values(record, ContractForm.Meta.fields) | {
             name: value for name, value in attrs.items() if name in ContractForm.Meta.fields
         }

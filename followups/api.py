@@ -31,6 +31,7 @@ from cims.api.views import CimsSerializer, MaskedFieldsField, PersonalDataMixin,
 from cims.forms import PK_MAX
 from customers.access import get_customer_for
 from customers.api_records import (
+    CustomerBoundMixin,
     CustomerField,
     CustomerRecordViewSet,
     current_values,
@@ -83,7 +84,7 @@ def _closed(opportunity: Opportunity) -> Conflict:
 # --- Follow-ups ----------------------------------------------------------------------------------
 
 
-class FollowUpSerializer(CimsSerializer):
+class FollowUpSerializer(CustomerBoundMixin, CimsSerializer):
     customer = CustomerField(help_text=gettext_lazy("The customer's id; set when the follow-up is recorded."))
     customer_code = serializers.CharField(source="customer.code", read_only=True)
     contact = OptionalIdField(source="contact_id")
@@ -111,17 +112,8 @@ class FollowUpSerializer(CimsSerializer):
         read_only_fields = ["created_by", "created_at"]
         extra_kwargs = {"content": {"required": False}, "satisfaction": {"min_value": None, "max_value": None}}
 
-    def get_fields(self):
-        fields = super().get_fields()
-        if isinstance(self.instance, FollowUp):
-            fields["customer"] = serializers.IntegerField(source="customer_id", read_only=True)
-        return fields
-
     def validate(self, attrs):
-        user = self.context["user"]
-        record = self.instance
-        if record is None:
-            record = FollowUp(customer=get_customer_for(user, attrs["customer_id"], edit=True))
+        record = self.record_for(attrs)
         names = FollowUpForm.Meta.fields
         given = {name.removesuffix("_id"): value for name, value in attrs.items()}
         data = current_values(record, names) | {name: value for name, value in given.items() if name in names}
@@ -215,7 +207,7 @@ class OpportunityLineSerializer(serializers.ModelSerializer):
 OPPORTUNITY_FORM_FIELDS = ("title", "amount", "probability", "expected_close_date", "owner", "description")
 
 
-class OpportunitySerializer(CimsSerializer):
+class OpportunitySerializer(CustomerBoundMixin, CimsSerializer):
     customer = CustomerField(help_text=gettext_lazy("The customer's id; set when the opportunity is opened."))
     customer_code = serializers.CharField(source="customer.code", read_only=True)
     stage = serializers.ChoiceField(
@@ -269,7 +261,6 @@ class OpportunitySerializer(CimsSerializer):
         fields = super().get_fields()
         user = self.context.get("user")
         if isinstance(self.instance, Opportunity):
-            fields["customer"] = serializers.IntegerField(source="customer_id", read_only=True)
             if self._has_lines():
                 fields["amount"] = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
         if user is not None and not user.has_perm("customers.change_all_customers"):
