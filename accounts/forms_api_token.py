@@ -9,16 +9,10 @@ from django.utils.translation import pgettext_lazy
 
 from accounts.models import ApiToken, User
 from accounts.roles import ROLE_LABELS
+from customers.forms_list import staff_users, user_label
 
 # Well above any integration's need; a larger number is a typo, not a wish.
 MAX_RATE_LIMIT = 100_000
-
-
-def active_staff_users():
-    """Who a token may act as: active staff, however they hold the staff permission (one query)."""
-    return User.objects.with_perm(
-        "accounts.access_staff_ui", is_active=True, backend="django.contrib.auth.backends.ModelBackend"
-    ).order_by("name", "username")
 
 
 def role_names(user: User) -> str:
@@ -30,7 +24,7 @@ def role_names(user: User) -> str:
 class ServiceUserField(forms.ModelChoiceField):
     def label_from_instance(self, obj: User) -> str:
         roles = role_names(obj)
-        label = f"{obj.display_name} ({obj.username})"
+        label = user_label(obj)
         return f"{label} · {roles}" if roles else label
 
 
@@ -65,7 +59,7 @@ class ApiTokenCreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = active_staff_users().prefetch_related("groups")
+        self.fields["user"].queryset = staff_users().prefetch_related("groups")  # active staff only
         self.fields["rate_limit"].help_text = _("Leave empty for the default: %(count)s a minute.") % {
             "count": settings.API_RATE_LIMIT_PER_MINUTE
         }
