@@ -232,3 +232,24 @@ def test_it_refuses_an_invalid_idempotency_key(api_for, administrator, resource,
     data = response.json()["error"]
     assert data["code"] == "validation_error"
     assert "Idempotency-Key" in data["fields"]
+
+
+def test_it_forgets_idempotency_keys_after_their_hours(api_for, sales_rep, settings):
+    import datetime
+
+    from django.utils import timezone
+
+    from cims.models import IdempotencyRecord
+    from cims.tasks import purge_idempotency_keys
+
+    settings.API_IDEMPOTENCY_HOURS = 24
+    _api, token = api_for(sales_rep)
+    old = IdempotencyRecord.objects.create(
+        token=token, key="old", method="POST", path="/api/v1/customers/", fingerprint="x" * 64, status_code=201
+    )
+    IdempotencyRecord.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(hours=25))
+    recent = IdempotencyRecord.objects.create(
+        token=token, key="recent", method="POST", path="/api/v1/customers/", fingerprint="y" * 64, status_code=201
+    )
+    assert purge_idempotency_keys() == 1
+    assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [recent.pk]
